@@ -1,0 +1,3 @@
+//! tokend: an OAuth 2 token service whose revocations stick.
+pub mod crypto;
+pub mod store;

@@ -1,0 +1,110 @@
+//! Queries on `sessions`, `access_tokens` and `refresh_tokens`: issuing, finding and rotating.
+//! Revocation lives in [`super::revocation`].
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::models::{AccessToken, RefreshToken, Session};
+use super::schema::{access_tokens, refresh_tokens, sessions, users};
+use super::{Conn, Result};
+use crate::db;
+
+pub fn insert_session(conn: &mut Conn, session: &Session) -> Result<()> {
+    db!(conn, c => diesel::insert_into(sessions::table).values(session).execute(c))?;
+    Ok(())
+}
+
+pub fn insert_access_token(conn: &mut Conn, token: &AccessToken) -> Result<()> {
+    db!(conn, c => diesel::insert_into(access_tokens::table).values(token).execute(c))?;
+    Ok(())
+}
+
+pub fn insert_refresh_token(conn: &mut Conn, token: &RefreshToken) -> Result<()> {
+    db!(conn, c => diesel::insert_into(refresh_tokens::table).values(token).execute(c))?;
+    Ok(())
+}
+
+pub fn find_session(conn: &mut Conn, id: &str) -> Result<Option<Session>> {
+    Ok(db!(conn, c => sessions::table
+        .find(id)
+        .select(Session::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// A refresh token by the SHA-256 of its value, with its session.
+pub fn find_refresh_by_hash(conn: &mut Conn, hash: &str) -> Result<Option<(RefreshToken, Session)>> {
+    Ok(db!(conn, c => refresh_tokens::table
+        .inner_join(sessions::table)
+        .filter(refresh_tokens::token_hash.eq(hash))
+        .select((RefreshToken::as_select(), Session::as_select()))
+        .first(c)
+        .optional())?)
+}
+
+/// Marks a refresh token used, only if nobody else has: the one statement that decides which of
+/// several concurrent refreshes rotates. Returns 1 for the winner, 0 for everyone else.
+pub fn claim_refresh(conn: &mut Conn, id: &str, now: NaiveDateTime) -> Result<usize> {
+    Ok(db!(conn, c => diesel::update(
+        refresh_tokens::table
+            .find(id)
+            .filter(refresh_tokens::used_at.is_null())
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::used_at.eq(now))
+    .execute(c))?)
+}
+
+/// The child of a rotated refresh token, if one was issued.
+pub fn find_refresh_child(conn: &mut Conn, parent_id: &str) -> Result<Option<RefreshToken>> {
+    Ok(db!(conn, c => refresh_tokens::table
+        .filter(refresh_tokens::parent_id.eq(parent_id))
+        .select(RefreshToken::as_select())
+        .first(c)
+        .optional())?)
+}
+
+/// What validating an access token needs, in one indexed lookup: the token row, its session and
+/// (for user sessions) the user's name, admin flag and disabled mark.
+pub type AccessTokenContext = (AccessToken, Session, Option<(String, bool, Option<NaiveDateTime>)>);
+
+pub fn find_access_context(conn: &mut Conn, jti: &str) -> Result<Option<AccessTokenContext>> {
+    Ok(db!(conn, c => access_tokens::table
+        .inner_join(sessions::table.left_join(users::table))
+        .filter(access_tokens::jti.eq(jti))
+        .select((
+            AccessToken::as_select(),
+            Session::as_select(),
+            (users::username, users::is_admin, users::disabled_at).nullable(),
+        ))
+        .first(c)
+        .optional())?)
+}
+
+/// A user's sessions that are neither revoked nor expired, newest first.
+pub fn list_active_sessions(conn: &mut Conn, user_id: &str, now: NaiveDateTime) -> Result<Vec<Session>> {
+    Ok(db!(conn, c => sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .order(sessions::created_at.desc())
+        .select(Session::as_select())
+        .load(c))?)
+}
+
+/// Every access token of a session (for tests of what the database holds, and for the admin view).
+pub fn access_tokens_of_session(conn: &mut Conn, session_id: &str) -> Result<Vec<AccessToken>> {
+    Ok(db!(conn, c => access_tokens::table
+        .filter(access_tokens::session_id.eq(session_id))
+        .order(access_tokens::issued_at.asc())
+        .select(AccessToken::as_select())
+        .load(c))?)
+}
+
+pub fn refresh_tokens_of_session(conn: &mut Conn, session_id: &str) -> Result<Vec<RefreshToken>> {
+    Ok(db!(conn, c => refresh_tokens::table
+        .filter(refresh_tokens::session_id.eq(session_id))
+        .order(refresh_tokens::issued_at.asc())
+        .select(RefreshToken::as_select())
+        .load(c))?)
+}
