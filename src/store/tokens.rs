@@ -108,3 +108,10 @@ pub fn refresh_tokens_of_session(conn: &mut Conn, session_id: &str) -> Result<Ve
         .select(RefreshToken::as_select())
         .load(c))?)
 }
+
+/// Records use of a session.
+pub fn touch_session(conn: &mut Conn, id: &str, now: NaiveDateTime) -> Result<usize> {
+    Ok(db!(conn, c => diesel::update(sessions::table.find(id))
+        .set(sessions::last_used_at.eq(now))
+        .execute(c))?)
+}

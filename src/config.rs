@@ -1,0 +1,347 @@
+//! Settings, from `TOKEND_*` environment variables and an optional `tokend.toml`.
+//!
+//! Variables read (the file uses the same names in lower case without the prefix; the environment
+//! wins over the file):
+//!
+//! | variable | default |
+//! |---|---|
+//! | `TOKEND_DATABASE_URL` | `sqlite://tokend.db` |
+//! | `TOKEND_BIND` | `127.0.0.1:8080` |
+//! | `TOKEND_ISSUER` | `http://` + bind |
+//! | `TOKEND_ACCESS_TOKEN_TTL` | `5m` |
+//! | `TOKEND_REFRESH_TOKEN_TTL` | `30d` |
+//! | `TOKEND_SESSION_MAX_AGE` | `90d` |
+//! | `TOKEND_REFRESH_REUSE_GRACE` | `0s` |
+//! | `TOKEND_SIGNING_ALG` | `EdDSA` |
+//! | `TOKEND_KEY_ENCRYPTION_KEY` | unset |
+//! | `TOKEND_BOOTSTRAP_ADMIN_PASSWORD` | generated |
+//! | `TOKEND_LOG`, `TOKEND_LOG_FORMAT` | `info`, `text` |
+//! | `TOKEND_DB_POOL_SIZE` | `16` |
+//! | `TOKEND_DB_TIMEOUT` | `5s` |
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::crypto::keys::{KeyEncryptionKey, SigningAlg};
+use crate::store::Backend;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A password given in configuration; never printed.
+#[derive(Clone)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(value: String) -> SecretString {
+        SecretString(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub bind: String,
+    pub issuer: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub session_max_age: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub signing_alg: SigningAlg,
+    pub key_encryption_key: Option<KeyEncryptionKey>,
+    pub bootstrap_admin_password: Option<SecretString>,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub db_pool_size: u32,
+    pub db_timeout: Duration,
+}
+
+/// Every setting tokend knows, by its file name (the variable is `TOKEND_` + upper case).
+const KEYS: &[&str] = &[
+    "database_url",
+    "bind",
+    "issuer",
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "session_max_age",
+    "refresh_reuse_grace",
+    "signing_alg",
+    "key_encryption_key",
+    "bootstrap_admin_password",
+    "log",
+    "log_format",
+    "db_pool_size",
+    "db_timeout",
+];
+
+/// A configuration error: always names the variable and the value's problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+/// Parses `30s`, `5m`, `12h`, `30d` (a bare number is seconds).
+pub fn parse_duration(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(factor).map(Duration::from_secs)
+}
+
+impl Config {
+    /// Reads the environment and the configuration file: `path` if given (it must exist), else
+    /// `tokend.toml` in the current directory if there is one.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("tokend.toml")).filter(|p| p.exists()),
+        };
+        let file_values = match file {
+            Some(p) => read_file(&p)?,
+            None => HashMap::new(),
+        };
+        let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("TOKEND_")).collect();
+        Config::from_sources(&env, &file_values)
+    }
+
+    /// Builds a configuration from environment-style and file-style values (environment wins).
+    pub fn from_sources(
+        env: &HashMap<String, String>,
+        file: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let get = |key: &str| -> Option<(String, String)> {
+            let var = format!("TOKEND_{}", key.to_ascii_uppercase());
+            if let Some(v) = env.get(&var) {
+                return Some((var, v.clone()));
+            }
+            file.get(key).map(|v| (format!("{key} (in tokend.toml)"), v.clone()))
+        };
+        let duration = |key: &str, default: &str| -> Result<Duration, ConfigError> {
+            match get(key) {
+                None => Ok(parse_duration(default).unwrap_or_default()),
+                Some((name, v)) => parse_duration(&v).ok_or_else(|| {
+                    ConfigError(format!("{name}: invalid duration {v:?} (use e.g. 30s, 5m, 12h or 30d)"))
+                }),
+            }
+        };
+
+        let database_url = get("database_url").map(|(_, v)| v).unwrap_or_else(|| "sqlite://tokend.db".into());
+        if Backend::of_url(&database_url).is_none() {
+            return Err(ConfigError(
+                "TOKEND_DATABASE_URL: must start with sqlite:// or postgres://".to_owned(),
+            ));
+        }
+        let bind = get("bind").map(|(_, v)| v).unwrap_or_else(|| "127.0.0.1:8080".into());
+        if bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError(format!("TOKEND_BIND: {bind:?} is not an address like 127.0.0.1:8080")));
+        }
+        let issuer = match get("issuer") {
+            Some((name, v)) => {
+                let v = v.trim_end_matches('/').to_owned();
+                if !(v.starts_with("http://") || v.starts_with("https://")) || v.contains(['?', '#']) {
+                    return Err(ConfigError(format!(
+                        "{name}: {v:?} must be an http(s) URL without query or fragment"
+                    )));
+                }
+                v
+            }
+            None => format!("http://{bind}"),
+        };
+        let access_token_ttl = duration("access_token_ttl", "5m")?;
+        let refresh_token_ttl = duration("refresh_token_ttl", "30d")?;
+        let session_max_age = duration("session_max_age", "90d")?;
+        let refresh_reuse_grace = duration("refresh_reuse_grace", "0s")?;
+        for (name, value) in [
+            ("TOKEND_ACCESS_TOKEN_TTL", access_token_ttl),
+            ("TOKEND_REFRESH_TOKEN_TTL", refresh_token_ttl),
+            ("TOKEND_SESSION_MAX_AGE", session_max_age),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError(format!("{name}: must be longer than 0s")));
+            }
+        }
+        let signing_alg = match get("signing_alg") {
+            None => SigningAlg::EdDsa,
+            Some((name, v)) => SigningAlg::parse(&v)
+                .ok_or_else(|| ConfigError(format!("{name}: {v:?} is not one of EdDSA, ES256, RS256")))?,
+        };
+        let key_encryption_key = match get("key_encryption_key") {
+            None => None,
+            Some((name, v)) => Some(KeyEncryptionKey::parse(&v).map_err(|why| ConfigError(format!("{name}: {why}")))?),
+        };
+        let bootstrap_admin_password = match get("bootstrap_admin_password") {
+            None => None,
+            Some((name, v)) => {
+                let n = v.chars().count();
+                if !(8..=1024).contains(&n) {
+                    return Err(ConfigError(format!("{name}: must be 8 to 1024 characters")));
+                }
+                Some(SecretString(v))
+            }
+        };
+        let log = get("log").map(|(_, v)| v).unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log).is_err() {
+            return Err(ConfigError(format!("TOKEND_LOG: {log:?} is not a valid tracing filter")));
+        }
+        let log_format = match get("log_format") {
+            None => LogFormat::Text,
+            Some((_, v)) if v == "text" => LogFormat::Text,
+            Some((_, v)) if v == "json" => LogFormat::Json,
+            Some((name, v)) => return Err(ConfigError(format!("{name}: {v:?} is not text or json"))),
+        };
+        let db_pool_size = match get("db_pool_size") {
+            None => 16,
+            Some((name, v)) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| ConfigError(format!("{name}: {v:?} is not a number from 1 to 1000")))?,
+        };
+        let db_timeout = duration("db_timeout", "5s")?;
+        if db_timeout.is_zero() {
+            return Err(ConfigError("TOKEND_DB_TIMEOUT: must be longer than 0s".to_owned()));
+        }
+        Ok(Config {
+            database_url,
+            bind,
+            issuer,
+            access_token_ttl,
+            refresh_token_ttl,
+            session_max_age,
+            refresh_reuse_grace,
+            signing_alg,
+            key_encryption_key,
+            bootstrap_admin_password,
+            log,
+            log_format,
+            db_pool_size,
+            db_timeout,
+        })
+    }
+
+    /// Defaults for `database_url`, as a test or an embedding program would start from.
+    pub fn with_database(database_url: &str) -> Result<Config, ConfigError> {
+        let env = HashMap::from([("TOKEND_DATABASE_URL".to_owned(), database_url.to_owned())]);
+        Config::from_sources(&env, &HashMap::new())
+    }
+}
+
+fn read_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("{}: cannot read ({e})", path.display())))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| ConfigError(format!("{}: invalid TOML ({e})", path.display())))?;
+    let mut out = HashMap::new();
+    for (key, value) in table {
+        if !KEYS.contains(&key.as_str()) {
+            return Err(ConfigError(format!("{}: unknown setting {key:?}", path.display())));
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            _ => {
+                return Err(ConfigError(format!(
+                    "{key} (in tokend.toml): must be a string or a number"
+                )))
+            }
+        };
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::from_sources(&HashMap::new(), &HashMap::new()).expect("defaults");
+        assert_eq!(c.database_url, "sqlite://tokend.db");
+        assert_eq!(c.bind, "127.0.0.1:8080");
+        assert_eq!(c.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.access_token_ttl, Duration::from_secs(300));
+        assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.session_max_age, Duration::from_secs(90 * 86_400));
+        assert_eq!(c.refresh_reuse_grace, Duration::ZERO);
+        assert_eq!(c.signing_alg, SigningAlg::EdDsa);
+        assert!(c.key_encryption_key.is_none());
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn durations_accept_the_documented_units() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("12h"), Some(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("30d"), Some(Duration::from_secs(2_592_000)));
+        for bad in ["", "5x", "m", "-5s", "1.5h", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let cases = [
+            ("TOKEND_ACCESS_TOKEN_TTL", "5x"),
+            ("TOKEND_REFRESH_TOKEN_TTL", "0s"),
+            ("TOKEND_SESSION_MAX_AGE", "forever"),
+            ("TOKEND_REFRESH_REUSE_GRACE", "1w"),
+            ("TOKEND_SIGNING_ALG", "HS256"),
+            ("TOKEND_KEY_ENCRYPTION_KEY", "c2hvcnQ="),
+            ("TOKEND_DATABASE_URL", "mysql://x"),
+            ("TOKEND_BIND", "localhost"),
+            ("TOKEND_ISSUER", "ftp://x"),
+            ("TOKEND_LOG_FORMAT", "xml"),
+            ("TOKEND_BOOTSTRAP_ADMIN_PASSWORD", "short"),
+            ("TOKEND_DB_POOL_SIZE", "0"),
+        ];
+        for (var, value) in cases {
+            let err = Config::from_sources(&env(&[(var, value)]), &HashMap::new()).expect_err(var);
+            assert!(err.to_string().starts_with(var), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn environment_wins_over_the_file() {
+        let file = env(&[("access_token_ttl", "10m"), ("refresh_reuse_grace", "5s")]);
+        let c = Config::from_sources(&env(&[("TOKEND_ACCESS_TOKEN_TTL", "1m")]), &file).expect("config");
+        assert_eq!(c.access_token_ttl, Duration::from_secs(60));
+        assert_eq!(c.refresh_reuse_grace, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn issuer_follows_bind_unless_set() {
+        let c = Config::from_sources(&env(&[("TOKEND_BIND", "0.0.0.0:9000")]), &HashMap::new()).expect("config");
+        assert_eq!(c.issuer, "http://0.0.0.0:9000");
+        let c = Config::from_sources(&env(&[("TOKEND_ISSUER", "https://auth.example.com/")]), &HashMap::new())
+            .expect("config");
+        assert_eq!(c.issuer, "https://auth.example.com");
+    }
+}

@@ -1,0 +1,101 @@
+//! Start-up: connect, migrate, make sure the server secrets and a signing key exist, and on an
+//! empty database create the first admin and the `tokend-cli` client.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::clients::{self, NewClient};
+use super::keys::KeyManager;
+use super::{users, Ctx, ServiceError};
+use crate::config::Config;
+use crate::crypto::password::{self, PasswordHasher};
+use crate::crypto::{b64url, random_bytes};
+use crate::store::{self, Pool, PoolOptions};
+
+const SUCCESSOR_KEY: &str = "refresh_successor_key";
+pub const CLI_CLIENT_ID: &str = "tokend-cli";
+pub const ADMIN_USERNAME: &str = "admin";
+
+/// What the first start on an empty database created.
+pub struct Bootstrapped {
+    /// The admin password when tokend generated it (shown once); `None` when it was configured.
+    pub generated_admin_password: Option<String>,
+}
+
+impl std::fmt::Debug for Bootstrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bootstrapped")
+    }
+}
+
+/// Opens the database and migrates it; loads keys and secrets. Everything `serve` and the CLI need.
+pub fn open(config: Config) -> anyhow::Result<Ctx> {
+    let pool = Pool::new(
+        &config.database_url,
+        &PoolOptions { max_size: config.db_pool_size, connect_timeout: config.db_timeout },
+    )?;
+    let applied = pool.migrate()?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "applied database migrations");
+    }
+    let mut conn = pool.get().context("connecting to the database")?;
+    let successor_key = conn
+        .write(|conn| store::keys::secret_get_or_insert(conn, SUCCESSOR_KEY, &b64url(&random_bytes::<32>()), store::now()))
+        .context("loading the server secrets")?;
+    let keys = KeyManager::new(config.key_encryption_key.clone(), config.access_token_ttl);
+    keys.ensure_active(&mut conn, config.signing_alg).context("loading the signing keys")?;
+    drop(conn);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    Ok(Ctx {
+        pool,
+        config: Arc::new(config),
+        keys: Arc::new(keys),
+        hasher: PasswordHasher::new(cores)?,
+        successor_key: Arc::from(successor_key.into_bytes()),
+    })
+}
+
+/// On a database without users, creates the admin user and the public `tokend-cli` client.
+/// Several nodes starting at once race harmlessly: the losers see a conflict and skip.
+pub fn seed(ctx: &Ctx) -> anyhow::Result<Option<Bootstrapped>> {
+    let mut conn = ctx.pool.get()?;
+    if store::users::count(&mut conn)? > 0 {
+        return Ok(None);
+    }
+    let (admin_password, generated) = match &ctx.config.bootstrap_admin_password {
+        Some(p) => (p.expose().to_owned(), false),
+        None => (b64url(&random_bytes::<18>()), true),
+    };
+    let hash = password::hash_blocking(&admin_password)?;
+    let outcome = conn.write(|conn| {
+        if store::users::count(conn)? > 0 {
+            return Ok(false);
+        }
+        match users::insert(conn, ADMIN_USERNAME, hash, true) {
+            Ok(_) => {}
+            Err(ServiceError::Conflict(_)) => return Ok(false),
+            Err(e) => return Err(store::StoreError::Unexpected(anyhow::anyhow!("{e}"))),
+        }
+        if store::clients::find(conn, CLI_CLIENT_ID)?.is_none() {
+            clients::create(
+                conn,
+                NewClient {
+                    client_id: Some(CLI_CLIENT_ID.to_owned()),
+                    name: "tokend command line and first-party apps".to_owned(),
+                    public: true,
+                    grant_types: vec!["password".to_owned(), "refresh_token".to_owned()],
+                    scopes: vec!["account".to_owned(), "admin".to_owned()],
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| store::StoreError::Unexpected(anyhow::anyhow!("{e}")))?;
+        }
+        Ok(true)
+    });
+    match outcome {
+        Ok(true) => Ok(Some(Bootstrapped { generated_admin_password: generated.then_some(admin_password) })),
+        Ok(false) | Err(store::StoreError::Conflict) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

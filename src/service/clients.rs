@@ -1,0 +1,247 @@
+//! OAuth clients: registration, authentication, listing and deletion.
+
+use serde::Serialize;
+
+use super::audit::{self, Event};
+use super::revocation;
+use super::scope::ScopeSet;
+use super::{Ctx, RequestMeta, Result, ServiceError};
+use crate::crypto::token::{OpaqueToken, TokenKind};
+use crate::crypto::{constant_time_eq, sha256_hex};
+use crate::store::models::Client;
+use crate::store::{self, Conn};
+
+pub const GRANT_TYPES: &[&str] = &["authorization_code", "client_credentials", "password", "refresh_token"];
+
+/// A registered client, with its lists parsed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientInfo {
+    pub client_id: String,
+    pub name: String,
+    pub public: bool,
+    pub grant_types: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub audiences: Vec<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn split(value: &str) -> Vec<String> {
+    value.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+impl ClientInfo {
+    pub fn from_row(row: &Client) -> ClientInfo {
+        ClientInfo {
+            client_id: row.id.clone(),
+            name: row.name.clone(),
+            public: row.is_public,
+            grant_types: split(&row.grant_types),
+            redirect_uris: split(&row.redirect_uris),
+            scopes: split(&row.scopes),
+            allowed_origins: split(&row.allowed_origins),
+            audiences: split(&row.audiences),
+            created_at: row.created_at.and_utc(),
+        }
+    }
+
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+
+    pub fn scope_set(&self) -> ScopeSet {
+        ScopeSet::from_iter(self.scopes.iter().cloned())
+    }
+}
+
+/// Credentials a request presented, already checked for shape by the HTTP layer.
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+const AUTH_FAILED: &str = "client authentication failed";
+
+/// Authenticates a client: a public client by its id alone, a confidential one by its secret
+/// (SHA-256 compared in constant time; secrets are high-entropy, so no Argon2 is needed).
+pub async fn authenticate(ctx: &Ctx, creds: ClientCredentials) -> Result<ClientInfo> {
+    let ClientCredentials { client_id, secret } = creds;
+    let row = ctx
+        .pool
+        .run(move |conn| store::clients::find(conn, &client_id).map_err(ServiceError::from))
+        .await?
+        .ok_or_else(|| ServiceError::InvalidClient(AUTH_FAILED.to_owned()))?;
+    match (&row.secret_hash, secret) {
+        (None, None) => Ok(ClientInfo::from_row(&row)),
+        (None, Some(_)) => Err(ServiceError::InvalidClient(
+            "public clients authenticate with client_id alone".to_owned(),
+        )),
+        (Some(_), None) => Err(ServiceError::InvalidClient(
+            "this client must authenticate with its client_secret".to_owned(),
+        )),
+        (Some(stored), Some(secret)) => {
+            if constant_time_eq(stored, &sha256_hex(secret.as_bytes())) {
+                Ok(ClientInfo::from_row(&row))
+            } else {
+                Err(ServiceError::InvalidClient(AUTH_FAILED.to_owned()))
+            }
+        }
+    }
+}
+
+/// A client to register.
+#[derive(Debug, Clone, Default)]
+pub struct NewClient {
+    pub client_id: Option<String>,
+    pub name: String,
+    pub public: bool,
+    pub grant_types: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub audiences: Vec<String>,
+}
+
+/// A registered client and, for a confidential one, its secret (shown this once).
+pub struct CreatedClient {
+    pub client: ClientInfo,
+    pub client_secret: Option<String>,
+}
+
+fn check_list(what: &str, items: &[String], valid: impl Fn(&str) -> bool) -> Result<()> {
+    for item in items {
+        if item.is_empty() || item.len() > 2000 || item.chars().any(char::is_whitespace) || !valid(item) {
+            return Err(ServiceError::InvalidRequest(format!("{what}: {item:?} is not valid")));
+        }
+    }
+    Ok(())
+}
+
+fn is_absolute_uri(value: &str) -> bool {
+    match value.split_once("://") {
+        Some((scheme, rest)) => {
+            !scheme.is_empty()
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && !rest.is_empty()
+                && !value.contains('#')
+        }
+        None => false,
+    }
+}
+
+fn is_origin(value: &str) -> bool {
+    match value.split_once("://") {
+        Some((scheme, host)) => {
+            (scheme == "http" || scheme == "https") && !host.is_empty() && !host.contains(['/', '?', '#'])
+        }
+        None => false,
+    }
+}
+
+/// Validates and inserts a client (call inside a write transaction).
+pub fn create(conn: &mut Conn, new: NewClient) -> Result<CreatedClient> {
+    let name = new.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ServiceError::InvalidRequest("name: 1 to 200 characters".to_owned()));
+    }
+    check_list("grant_types", &new.grant_types, |g| GRANT_TYPES.contains(&g))?;
+    if new.grant_types.is_empty() {
+        return Err(ServiceError::InvalidRequest(format!(
+            "grant_types: at least one of {}",
+            GRANT_TYPES.join(", ")
+        )));
+    }
+    if new.public && new.grant_types.iter().any(|g| g == "client_credentials") {
+        return Err(ServiceError::InvalidRequest(
+            "grant_types: client_credentials needs a confidential client".to_owned(),
+        ));
+    }
+    check_list("redirect_uris", &new.redirect_uris, is_absolute_uri)?;
+    if new.grant_types.iter().any(|g| g == "authorization_code") && new.redirect_uris.is_empty() {
+        return Err(ServiceError::InvalidRequest(
+            "redirect_uris: the authorization_code grant needs at least one".to_owned(),
+        ));
+    }
+    let scopes = ScopeSet::parse(&new.scopes.join(" ")).map_err(|e| ServiceError::InvalidRequest(format!("scopes: {e}")))?;
+    check_list("allowed_origins", &new.allowed_origins, is_origin)?;
+    check_list("audiences", &new.audiences, |_| true)?;
+    let client_id = match new.client_id {
+        Some(id) => {
+            if id.is_empty() || id.len() > 100 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(ServiceError::InvalidRequest(format!("client_id: {id:?} is not valid")));
+            }
+            id
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let secret = (!new.public).then(|| OpaqueToken::generate(TokenKind::ClientSecret));
+    let row = Client {
+        id: client_id,
+        name: name.to_owned(),
+        secret_hash: secret.as_ref().map(|s| s.hash().0),
+        is_public: new.public,
+        grant_types: new.grant_types.join(" "),
+        redirect_uris: new.redirect_uris.join(" "),
+        scopes: scopes.to_string(),
+        allowed_origins: new.allowed_origins.join(" "),
+        audiences: new.audiences.join(" "),
+        created_at: store::now(),
+        deleted_at: None,
+    };
+    match store::clients::insert(conn, &row) {
+        Err(store::StoreError::Conflict) => {
+            return Err(ServiceError::Conflict(format!("client {} already exists", row.id)))
+        }
+        other => other?,
+    }
+    Ok(CreatedClient { client: ClientInfo::from_row(&row), client_secret: secret.map(OpaqueToken::into_inner) })
+}
+
+pub async fn list(ctx: &Ctx) -> Result<Vec<ClientInfo>> {
+    let rows = ctx.pool.run(|conn| store::clients::list(conn).map_err(ServiceError::from)).await?;
+    Ok(rows.iter().map(ClientInfo::from_row).collect())
+}
+
+/// Deletes a client and revokes every session it holds, in one transaction.
+pub fn delete(
+    conn: &mut Conn,
+    client_id: &str,
+    actor_id: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<revocation::Counts> {
+    conn.write(|conn| {
+        let now = store::now();
+        if store::clients::mark_deleted(conn, client_id, now)? == 0 {
+            return Ok(None);
+        }
+        let counts = store::revocation::revoke(
+            conn,
+            &store::revocation::Scope::Client(client_id.to_owned()),
+            revocation::Reason::ClientDeleted.as_str(),
+            now,
+        )?;
+        audit::record(
+            conn,
+            Event {
+                kind: "client_deleted",
+                reason: Some(revocation::Reason::ClientDeleted.as_str()),
+                actor_id,
+                client_id: Some(client_id),
+                ..Default::default()
+            },
+            meta,
+        )?;
+        Ok(Some(counts))
+    })?
+    .ok_or_else(|| ServiceError::NotFound(format!("no client {client_id}")))
+}

@@ -1,0 +1,438 @@
+//! The token endpoint's grants: password, client credentials and refresh (rotation with reuse
+//! detection and an optional grace window).
+
+use std::sync::Arc;
+
+use chrono::NaiveDateTime;
+use serde::Serialize;
+
+use super::audit::{self, Event};
+use super::clients::ClientInfo;
+use super::revocation::{self, Reason, Scope};
+use super::scope::{self, ScopeSet, ADMIN};
+use super::{chrono_duration, new_id, Ctx, RequestMeta, Result, ServiceError};
+use crate::crypto::jwt::{self, AccessClaims};
+use crate::crypto::keys::SigningKey;
+use crate::crypto::password::Verified;
+use crate::crypto::token::{OpaqueToken, TokenKind};
+use crate::store::models::{AccessToken, RefreshToken, Session};
+use crate::store::{self, Conn};
+
+/// Longest password tokend will hash (SECURITY.md 24): longer ones are refused before Argon2.
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse").field("scope", &self.scope).finish_non_exhaustive()
+    }
+}
+
+/// Session kinds.
+pub const KIND_PASSWORD: &str = "password";
+pub const KIND_CLIENT_CREDENTIALS: &str = "client_credentials";
+
+const BAD_CREDENTIALS: &str = "invalid username or password";
+const BAD_REFRESH: &str = "the refresh token is invalid, expired or revoked";
+
+/// Signs an access token for `session` and writes its row (inside the caller's transaction).
+fn issue_access_token(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    key: &SigningKey,
+    session: &Session,
+    client: &ClientInfo,
+    scope: &ScopeSet,
+    now: NaiveDateTime,
+) -> store::Result<(String, String, i64)> {
+    let expires_at = (now + chrono_duration(ctx.config.access_token_ttl)).min(session.expires_at);
+    let jti = new_id();
+    let issuer = ctx.config.issuer.clone();
+    let mut aud = vec![issuer.clone()];
+    aud.extend(client.audiences.iter().filter(|a| **a != issuer).cloned());
+    let claims = AccessClaims {
+        iss: issuer,
+        sub: session.user_id.clone().unwrap_or_else(|| client.client_id.clone()),
+        aud,
+        exp: expires_at.and_utc().timestamp(),
+        iat: now.and_utc().timestamp(),
+        nbf: now.and_utc().timestamp(),
+        jti: jti.clone(),
+        client_id: client.client_id.clone(),
+        scope: scope.to_string(),
+        sid: session.id.clone(),
+    };
+    let token = jwt::sign(key, &claims)?;
+    store::tokens::insert_access_token(
+        conn,
+        &AccessToken {
+            jti: jti.clone(),
+            session_id: session.id.clone(),
+            scope: scope.to_string(),
+            issued_at: now,
+            expires_at,
+            revoked_at: None,
+            revoked_reason: None,
+        },
+    )?;
+    let expires_in = (expires_at - now).num_seconds().max(0);
+    Ok((token, jti, expires_in))
+}
+
+fn refresh_row(
+    ctx: &Ctx,
+    token: &OpaqueToken,
+    session: &Session,
+    access_jti: &str,
+    parent_id: Option<String>,
+    now: NaiveDateTime,
+) -> RefreshToken {
+    RefreshToken {
+        id: new_id(),
+        token_hash: token.hash().0,
+        session_id: session.id.clone(),
+        access_token_jti: Some(access_jti.to_owned()),
+        parent_id,
+        issued_at: now,
+        expires_at: (now + chrono_duration(ctx.config.refresh_token_ttl)).min(session.expires_at),
+        used_at: None,
+        revoked_at: None,
+        revoked_reason: None,
+    }
+}
+
+/// The password grant (RFC 6749 §4.3): first-party clients that list it only.
+pub async fn password(
+    ctx: &Ctx,
+    client: ClientInfo,
+    username: String,
+    password: String,
+    requested: Option<ScopeSet>,
+    device_name: Option<String>,
+    meta: RequestMeta,
+) -> Result<TokenResponse> {
+    if !client.allows_grant("password") {
+        return Err(ServiceError::UnauthorizedClient("this client may not use the password grant".to_owned()));
+    }
+    if password.chars().count() > MAX_PASSWORD_LEN || username.len() > 256 {
+        return Err(ServiceError::InvalidGrant(BAD_CREDENTIALS.to_owned()));
+    }
+    let lookup = username.clone();
+    let user = ctx
+        .pool
+        .run(move |conn| store::users::find_by_username(conn, &lookup).map_err(ServiceError::from))
+        .await?;
+    let verified = ctx.hasher.verify(password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let failure = match (&user, verified) {
+        (None, _) => Some("unknown_user"),
+        (Some(_), Verified::No) => Some("bad_password"),
+        (Some(u), Verified::Yes { .. }) if u.disabled_at.is_some() => Some("user_disabled"),
+        _ => None,
+    };
+    let client_id = client.client_id.clone();
+    if let Some(reason) = failure {
+        let user_id = user.as_ref().map(|u| u.id.clone());
+        ctx.pool
+            .run(move |conn| {
+                audit::record(
+                    conn,
+                    Event {
+                        kind: "signin_failure",
+                        reason: Some(reason),
+                        user_id: user_id.as_deref(),
+                        client_id: Some(&client_id),
+                        ..Default::default()
+                    },
+                    &meta,
+                )
+                .map_err(ServiceError::from)
+            })
+            .await?;
+        return Err(ServiceError::InvalidGrant(BAD_CREDENTIALS.to_owned()));
+    }
+    let Some(user) = user else {
+        return Err(ServiceError::InvalidGrant(BAD_CREDENTIALS.to_owned()));
+    };
+    let mut allowed = client.scope_set();
+    if !user.is_admin {
+        allowed = allowed.without(ADMIN);
+    }
+    let granted = scope::grant(requested.as_ref(), &allowed).map_err(ServiceError::InvalidScope)?;
+    let rehash = match verified {
+        Verified::Yes { needs_rehash: true } => Some(ctx.hasher.hash(password).await?),
+        _ => None,
+    };
+    let key = ctx.keys.signing_key()?;
+    let ctx2 = ctx.clone();
+    let device_name = device_name.map(|d| d.chars().take(200).collect::<String>());
+    ctx.pool
+        .run(move |conn| {
+            conn.write(|conn| {
+                let now = store::now();
+                if let Some(hash) = &rehash {
+                    store::users::set_password_hash(conn, &user.id, hash, now, false)?;
+                }
+                let session = Session {
+                    id: new_id(),
+                    user_id: Some(user.id.clone()),
+                    client_id: client.client_id.clone(),
+                    kind: KIND_PASSWORD.to_owned(),
+                    scope: granted.to_string(),
+                    device_name,
+                    user_agent: meta.user_agent.as_ref().map(|ua| ua.chars().take(500).collect()),
+                    ip: meta.ip.clone(),
+                    created_at: now,
+                    last_used_at: now,
+                    expires_at: now + chrono_duration(ctx2.config.session_max_age),
+                    revoked_at: None,
+                    revoked_reason: None,
+                };
+                store::tokens::insert_session(conn, &session)?;
+                let (access_token, jti, expires_in) =
+                    issue_access_token(conn, &ctx2, &key, &session, &client, &granted, now)?;
+                let refresh = OpaqueToken::generate(TokenKind::Refresh);
+                store::tokens::insert_refresh_token(conn, &refresh_row(&ctx2, &refresh, &session, &jti, None, now))?;
+                audit::record(
+                    conn,
+                    Event {
+                        kind: "signin_success",
+                        reason: Some("password_grant"),
+                        user_id: Some(&user.id),
+                        session_id: Some(&session.id),
+                        client_id: Some(&client.client_id),
+                        ..Default::default()
+                    },
+                    &meta,
+                )?;
+                Ok(TokenResponse {
+                    access_token,
+                    token_type: "Bearer",
+                    expires_in,
+                    refresh_token: Some(refresh.into_inner()),
+                    scope: granted.to_string(),
+                })
+            })
+            .map_err(ServiceError::from)
+        })
+        .await
+}
+
+/// The client credentials grant (RFC 6749 §4.4): confidential clients only, no refresh token.
+/// The user-bound scopes `account` and `admin` are never granted to a client alone.
+pub async fn client_credentials(
+    ctx: &Ctx,
+    client: ClientInfo,
+    requested: Option<ScopeSet>,
+    meta: RequestMeta,
+) -> Result<TokenResponse> {
+    if client.public {
+        return Err(ServiceError::UnauthorizedClient(
+            "public clients may not use the client_credentials grant".to_owned(),
+        ));
+    }
+    if !client.allows_grant("client_credentials") {
+        return Err(ServiceError::UnauthorizedClient(
+            "this client may not use the client_credentials grant".to_owned(),
+        ));
+    }
+    let allowed = client.scope_set().without(scope::ACCOUNT).without(ADMIN);
+    let granted = scope::grant(requested.as_ref(), &allowed).map_err(ServiceError::InvalidScope)?;
+    let key = ctx.keys.signing_key()?;
+    let ctx2 = ctx.clone();
+    ctx.pool
+        .run(move |conn| {
+            conn.write(|conn| {
+                let now = store::now();
+                let session = Session {
+                    id: new_id(),
+                    user_id: None,
+                    client_id: client.client_id.clone(),
+                    kind: KIND_CLIENT_CREDENTIALS.to_owned(),
+                    scope: granted.to_string(),
+                    device_name: None,
+                    user_agent: meta.user_agent.as_ref().map(|ua| ua.chars().take(500).collect()),
+                    ip: meta.ip.clone(),
+                    created_at: now,
+                    last_used_at: now,
+                    expires_at: now + chrono_duration(ctx2.config.access_token_ttl),
+                    revoked_at: None,
+                    revoked_reason: None,
+                };
+                store::tokens::insert_session(conn, &session)?;
+                let (access_token, _, expires_in) =
+                    issue_access_token(conn, &ctx2, &key, &session, &client, &granted, now)?;
+                Ok(TokenResponse {
+                    access_token,
+                    token_type: "Bearer",
+                    expires_in,
+                    refresh_token: None,
+                    scope: granted.to_string(),
+                })
+            })
+            .map_err(ServiceError::from)
+        })
+        .await
+}
+
+/// What one attempt at a refresh found.
+enum Refreshed {
+    Issued(TokenResponse),
+    /// A rotated token came back outside the grace window: the session was revoked (committed).
+    Reused,
+    Refused(ServiceError),
+}
+
+/// The refresh grant (RFC 6749 §6) with rotation: one write transaction finds the token by its
+/// hash, marks it used with a conditional update (exactly one of many concurrent refreshes wins),
+/// and writes the new pair. A rotated token presented again revokes the whole session, except
+/// inside the grace window, where it gets the same successor again and a fresh access token.
+pub async fn refresh(
+    ctx: &Ctx,
+    client: ClientInfo,
+    presented: String,
+    requested: Option<ScopeSet>,
+    meta: RequestMeta,
+) -> Result<TokenResponse> {
+    if !client.allows_grant("refresh_token") {
+        return Err(ServiceError::UnauthorizedClient(
+            "this client may not use the refresh_token grant".to_owned(),
+        ));
+    }
+    if TokenKind::of(&presented) != Some(TokenKind::Refresh) || presented.len() > 200 {
+        return Err(ServiceError::InvalidGrant(BAD_REFRESH.to_owned()));
+    }
+    let key = ctx.keys.signing_key()?;
+    let ctx2 = ctx.clone();
+    let outcome = ctx
+        .pool
+        .run(move |conn| {
+            conn.write(|conn| refresh_in_tx(conn, &ctx2, &key, &client, &presented, requested.as_ref(), &meta))
+                .map_err(ServiceError::from)
+        })
+        .await?;
+    match outcome {
+        Refreshed::Issued(response) => Ok(response),
+        Refreshed::Reused => Err(ServiceError::InvalidGrant(BAD_REFRESH.to_owned())),
+        Refreshed::Refused(err) => Err(err),
+    }
+}
+
+fn refresh_in_tx(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    key: &Arc<SigningKey>,
+    client: &ClientInfo,
+    presented: &str,
+    requested: Option<&ScopeSet>,
+    meta: &RequestMeta,
+) -> store::Result<Refreshed> {
+    let presented = OpaqueToken::from_presented(presented);
+    let hash = presented.hash();
+    let refused = || Ok(Refreshed::Refused(ServiceError::InvalidGrant(BAD_REFRESH.to_owned())));
+    // Two passes at most: on PostgreSQL a concurrent refresh can win the conditional update after
+    // we read the row; the second pass then sees it used and takes the reuse / grace path.
+    for _ in 0..2 {
+        let now = store::now();
+        let Some((token, session)) = store::tokens::find_refresh_by_hash(conn, &hash.0)? else {
+            return refused();
+        };
+        if session.client_id != client.client_id {
+            return refused();
+        }
+        if session.revoked_at.is_some() || session.expires_at <= now || token.revoked_at.is_some() {
+            return refused();
+        }
+        if let Some(used_at) = token.used_at {
+            return replayed(conn, ctx, key, client, &presented, &token, &session, used_at, meta);
+        }
+        if token.expires_at <= now {
+            return refused();
+        }
+        let session_scope = ScopeSet::from_stored(&session.scope);
+        let granted = match scope::grant(requested, &session_scope) {
+            Ok(granted) => granted,
+            Err(e) => return Ok(Refreshed::Refused(ServiceError::InvalidScope(e))),
+        };
+        if store::tokens::claim_refresh(conn, &token.id, now)? == 0 {
+            continue;
+        }
+        let (access_token, jti, expires_in) = issue_access_token(conn, ctx, key, &session, client, &granted, now)?;
+        let successor = presented.successor(&ctx.successor_key);
+        store::tokens::insert_refresh_token(
+            conn,
+            &refresh_row(ctx, &successor, &session, &jti, Some(token.id.clone()), now),
+        )?;
+        store::tokens::touch_session(conn, &session.id, now)?;
+        return Ok(Refreshed::Issued(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in,
+            refresh_token: Some(successor.into_inner()),
+            scope: granted.to_string(),
+        }));
+    }
+    refused()
+}
+
+/// A rotated refresh token came back. Inside the grace window, and while its successor is still
+/// unused, the caller gets that same successor and a fresh access token; otherwise it is reuse.
+#[allow(clippy::too_many_arguments)]
+fn replayed(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    key: &Arc<SigningKey>,
+    client: &ClientInfo,
+    presented: &OpaqueToken,
+    token: &RefreshToken,
+    session: &Session,
+    used_at: NaiveDateTime,
+    meta: &RequestMeta,
+) -> store::Result<Refreshed> {
+    let now = store::now();
+    let grace = chrono_duration(ctx.config.refresh_reuse_grace);
+    if !grace.is_zero() && now - used_at < grace {
+        let successor = presented.successor(&ctx.successor_key);
+        if let Some((child, _)) = store::tokens::find_refresh_by_hash(conn, &successor.hash().0)? {
+            let child_live = child.parent_id.as_deref() == Some(token.id.as_str())
+                && child.used_at.is_none()
+                && child.revoked_at.is_none()
+                && child.expires_at > now;
+            if child_live {
+                let scope = ScopeSet::from_stored(&session.scope);
+                let (access_token, _, expires_in) = issue_access_token(conn, ctx, key, session, client, &scope, now)?;
+                return Ok(Refreshed::Issued(TokenResponse {
+                    access_token,
+                    token_type: "Bearer",
+                    expires_in,
+                    refresh_token: Some(successor.into_inner()),
+                    scope: scope.to_string(),
+                }));
+            }
+        }
+    }
+    revocation::revoke_in_tx(
+        conn,
+        &Scope::Session(session.id.clone()),
+        Reason::RefreshReuse,
+        "refresh_reuse",
+        Event {
+            user_id: session.user_id.as_deref(),
+            session_id: Some(&session.id),
+            client_id: Some(&client.client_id),
+            ..Default::default()
+        },
+        meta,
+    )?;
+    tracing::warn!(session_id = %session.id, client_id = %client.client_id, "refresh token reuse: session revoked");
+    Ok(Refreshed::Reused)
+}

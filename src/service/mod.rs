@@ -1,0 +1,97 @@
+//! What tokend does, independent of HTTP: grants, rotation, the revocation cascade, validation,
+//! users and clients. Each operation that writes is one transaction; Argon2 and the database run
+//! on blocking pools, never on the caller's async worker.
+
+pub mod audit;
+pub mod bootstrap;
+pub mod clients;
+pub mod grants;
+pub mod introspection;
+pub mod keys;
+pub mod revocation;
+pub mod scope;
+pub mod users;
+pub mod validation;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::crypto::password::PasswordHasher;
+use crate::store::{Pool, StoreError};
+
+/// Everything a service operation needs, cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    pub pool: Pool,
+    pub config: Arc<Config>,
+    pub keys: Arc<keys::KeyManager>,
+    pub hasher: PasswordHasher,
+    /// Server-held HMAC key from which each refresh token's successor is derived.
+    pub successor_key: Arc<[u8]>,
+}
+
+/// Who is asking, for the audit trail and the session list.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Errors a service operation reports; the HTTP layer maps each to the contract's status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidClient(String),
+    #[error("{0}")]
+    InvalidGrant(String),
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    #[error("{0}")]
+    UnsupportedGrantType(String),
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error("{0}")]
+    InvalidToken(String),
+    #[error("{0}")]
+    InsufficientScope(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the database is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Unexpected(anyhow::Error),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(e) => ServiceError::Unavailable(e),
+            StoreError::NotFound => ServiceError::NotFound("not found".to_owned()),
+            StoreError::Conflict => ServiceError::Conflict("already exists".to_owned()),
+            StoreError::Unexpected(e) => ServiceError::Unexpected(e),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ServiceError {
+    fn from(err: anyhow::Error) -> Self {
+        ServiceError::Unexpected(err)
+    }
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// Converts a configured duration to chrono's, saturating (durations come from validated config).
+pub(crate) fn chrono_duration(d: std::time::Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

@@ -1,0 +1,225 @@
+//! Users: creation, password changes, logout of every device, and the session list.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::audit::{self, Event};
+use super::revocation::{self, Counts, Reason, Scope};
+use super::{new_id, Ctx, RequestMeta, Result, ServiceError};
+use crate::store::models::{Session, User};
+use crate::store::{self, Conn};
+
+/// Passwords: 8 to 1024 characters, no composition rules (NIST SP 800-63B).
+pub fn check_password(password: &str) -> Result<()> {
+    let n = password.chars().count();
+    if (8..=1024).contains(&n) {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidRequest("password: 8 to 1024 characters".to_owned()))
+    }
+}
+
+/// Usernames: 1 to 64 characters of letters, digits and `._@-`.
+pub fn check_username(username: &str) -> Result<()> {
+    let ok = !username.is_empty()
+        && username.len() <= 64
+        && username.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidRequest(
+            "username: 1 to 64 characters of letters, digits, '.', '_', '@' and '-'".to_owned(),
+        ))
+    }
+}
+
+/// A user as the APIs show it (never the hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub password_changed_at: DateTime<Utc>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            is_admin: u.is_admin,
+            disabled: u.disabled_at.is_some(),
+            created_at: u.created_at.and_utc(),
+            password_changed_at: u.password_changed_at.and_utc(),
+        }
+    }
+}
+
+/// Inserts a user whose password is already hashed (inside the caller's transaction).
+pub fn insert(conn: &mut Conn, username: &str, password_hash: String, is_admin: bool) -> Result<User> {
+    let now = store::now();
+    let user = User {
+        id: new_id(),
+        username: username.to_owned(),
+        password_hash,
+        is_admin,
+        disabled_at: None,
+        password_changed_at: now,
+        created_at: now,
+        updated_at: now,
+    };
+    match store::users::insert(conn, &user) {
+        Err(store::StoreError::Conflict) => Err(ServiceError::Conflict(format!("username {username} is taken"))),
+        other => Ok(other.map(|()| user)?),
+    }
+}
+
+pub async fn create(
+    ctx: &Ctx,
+    username: String,
+    password: String,
+    is_admin: bool,
+    actor_id: Option<String>,
+    meta: RequestMeta,
+) -> Result<UserView> {
+    check_username(&username)?;
+    check_password(&password)?;
+    let hash = ctx.hasher.hash(password).await?;
+    ctx.pool
+        .run(move |conn| {
+            let user = conn
+                .write(|conn| {
+                    let user = match insert(conn, &username, hash, is_admin) {
+                        Ok(user) => user,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    audit::record(
+                        conn,
+                        Event {
+                            kind: "user_created",
+                            reason: Some(if is_admin { "admin" } else { "user" }),
+                            actor_id: actor_id.as_deref(),
+                            user_id: Some(&user.id),
+                            ..Default::default()
+                        },
+                        &meta,
+                    )?;
+                    Ok(Ok(user))
+                })
+                .map_err(ServiceError::from)??;
+            Ok(UserView::from(&user))
+        })
+        .await
+}
+
+pub async fn find_by_username(ctx: &Ctx, username: String) -> Result<User> {
+    ctx.pool
+        .run(move |conn| store::users::find_by_username(conn, &username).map_err(ServiceError::from))
+        .await?
+        .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
+}
+
+/// Sets a user's password and, unless `keep_sessions`, revokes every session the user holds
+/// (`except_session` aside), in one transaction. Returns what was revoked.
+pub async fn set_password(
+    ctx: &Ctx,
+    user_id: String,
+    new_password: String,
+    keep_sessions: bool,
+    except_session: Option<String>,
+    actor_id: Option<String>,
+    meta: RequestMeta,
+) -> Result<Counts> {
+    check_password(&new_password)?;
+    let hash = ctx.hasher.hash(new_password).await?;
+    ctx.pool
+        .run(move |conn| {
+            conn.write(|conn| {
+                let now = store::now();
+                if store::users::set_password_hash(conn, &user_id, &hash, now, true)? == 0 {
+                    return Ok(None);
+                }
+                let subject = Event {
+                    actor_id: actor_id.as_deref(),
+                    user_id: Some(&user_id),
+                    ..Default::default()
+                };
+                audit::record(
+                    conn,
+                    Event { kind: "password_changed", reason: Some(if keep_sessions { "sessions_kept" } else { "sessions_revoked" }), ..subject.clone() },
+                    &meta,
+                )?;
+                if keep_sessions {
+                    return Ok(Some(Counts::default()));
+                }
+                let scope = Scope::User { user_id: user_id.clone(), except_session };
+                revocation::revoke_in_tx(conn, &scope, Reason::PasswordChanged, "logout_all", subject, &meta).map(Some)
+            })
+            .map_err(ServiceError::from)
+        })
+        .await?
+        .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
+}
+
+/// Logs a user out of every device (`except_session` aside).
+pub async fn logout_all(
+    ctx: &Ctx,
+    user_id: String,
+    except_session: Option<String>,
+    reason: Reason,
+    actor_id: Option<String>,
+    meta: RequestMeta,
+) -> Result<Counts> {
+    ctx.pool
+        .run(move |conn| {
+            let scope = Scope::User { user_id: user_id.clone(), except_session };
+            let subject = Event { actor_id: actor_id.as_deref(), user_id: Some(&user_id), ..Default::default() };
+            revocation::revoke(conn, &scope, reason, "logout_all", subject, &meta)
+        })
+        .await
+}
+
+/// A session as the APIs and the CLI show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub kind: String,
+    pub device_name: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub current: bool,
+}
+
+impl SessionView {
+    pub fn new(s: &Session, current_session: Option<&str>) -> SessionView {
+        SessionView {
+            id: s.id.clone(),
+            kind: s.kind.clone(),
+            device_name: s.device_name.clone(),
+            user_agent: s.user_agent.clone(),
+            ip: s.ip.clone(),
+            client_id: s.client_id.clone(),
+            scopes: s.scope.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect(),
+            created_at: s.created_at.and_utc(),
+            last_used_at: s.last_used_at.and_utc(),
+            expires_at: s.expires_at.and_utc(),
+            current: current_session == Some(s.id.as_str()),
+        }
+    }
+}
+
+/// A user's live sessions, newest first.
+pub async fn sessions(ctx: &Ctx, user_id: String, current_session: Option<String>) -> Result<Vec<SessionView>> {
+    let rows = ctx
+        .pool
+        .run(move |conn| store::tokens::list_active_sessions(conn, &user_id, store::now()).map_err(ServiceError::from))
+        .await?;
+    Ok(rows.iter().map(|s| SessionView::new(s, current_session.as_deref())).collect())
+}
