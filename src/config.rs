@@ -58,6 +58,8 @@ pub struct Config {
     pub database_url: String,
     pub bind: String,
     pub issuer: String,
+    /// The issuer was not configured and follows the address actually bound (port 0 included).
+    pub issuer_from_bind: bool,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub session_max_age: Duration,
@@ -157,6 +159,7 @@ impl Config {
         if bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError(format!("TOKEND_BIND: {bind:?} is not an address like 127.0.0.1:8080")));
         }
+        let issuer_from_bind = get("issuer").is_none();
         let issuer = match get("issuer") {
             Some((name, v)) => {
                 let v = v.trim_end_matches('/').to_owned();
@@ -227,6 +230,7 @@ impl Config {
             database_url,
             bind,
             issuer,
+            issuer_from_bind,
             access_token_ttl,
             refresh_token_ttl,
             session_max_age,

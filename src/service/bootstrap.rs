@@ -14,6 +14,7 @@ use crate::crypto::{b64url, random_bytes};
 use crate::store::{self, Pool, PoolOptions};
 
 const SUCCESSOR_KEY: &str = "refresh_successor_key";
+const BOOTSTRAP_MARKER: &str = "bootstrapped";
 pub const CLI_CLIENT_ID: &str = "tokend-cli";
 pub const ADMIN_USERNAME: &str = "admin";
 
@@ -56,26 +57,21 @@ pub fn open(config: Config) -> anyhow::Result<Ctx> {
     })
 }
 
-/// On a database without users, creates the admin user and the public `tokend-cli` client.
-/// Several nodes starting at once race harmlessly: the losers see a conflict and skip.
+/// On the first start of a database, creates the admin user and the public `tokend-cli` client.
+/// A marker row makes this happen once per database, whichever node or command gets there first.
 pub fn seed(ctx: &Ctx) -> anyhow::Result<Option<Bootstrapped>> {
     let mut conn = ctx.pool.get()?;
-    if store::users::count(&mut conn)? > 0 {
-        return Ok(None);
-    }
     let (admin_password, generated) = match &ctx.config.bootstrap_admin_password {
         Some(p) => (p.expose().to_owned(), false),
         None => (b64url(&random_bytes::<18>()), true),
     };
-    let hash = password::hash_blocking(&admin_password)?;
-    let outcome = conn.write(|conn| {
-        if store::users::count(conn)? > 0 {
+    let created = conn.write(|conn| {
+        if !store::keys::secret_insert_if_absent(conn, BOOTSTRAP_MARKER, "done", store::now())? {
             return Ok(false);
         }
-        match users::insert(conn, ADMIN_USERNAME, hash, true) {
-            Ok(_) => {}
-            Err(ServiceError::Conflict(_)) => return Ok(false),
-            Err(e) => return Err(store::StoreError::Unexpected(anyhow::anyhow!("{e}"))),
+        if store::users::find_by_username(conn, ADMIN_USERNAME)?.is_none() {
+            let hash = password::hash_blocking(&admin_password)?;
+            users::insert(conn, ADMIN_USERNAME, hash, true).map_err(to_store)?;
         }
         if store::clients::find(conn, CLI_CLIENT_ID)?.is_none() {
             clients::create(
@@ -89,13 +85,16 @@ pub fn seed(ctx: &Ctx) -> anyhow::Result<Option<Bootstrapped>> {
                     ..Default::default()
                 },
             )
-            .map_err(|e| store::StoreError::Unexpected(anyhow::anyhow!("{e}")))?;
+            .map_err(to_store)?;
         }
         Ok(true)
-    });
-    match outcome {
-        Ok(true) => Ok(Some(Bootstrapped { generated_admin_password: generated.then_some(admin_password) })),
-        Ok(false) | Err(store::StoreError::Conflict) => Ok(None),
-        Err(e) => Err(e.into()),
+    })?;
+    Ok(created.then(|| Bootstrapped { generated_admin_password: generated.then_some(admin_password) }))
+}
+
+fn to_store(err: ServiceError) -> store::StoreError {
+    match err {
+        ServiceError::Unavailable(e) => store::StoreError::Unavailable(e),
+        other => store::StoreError::Unexpected(anyhow::anyhow!("{other}")),
     }
 }

@@ -223,3 +223,33 @@ pub async fn sessions(ctx: &Ctx, user_id: String, current_session: Option<String
         .await?;
     Ok(rows.iter().map(|s| SessionView::new(s, current_session.as_deref())).collect())
 }
+
+/// Disables a user (revoking everything the user holds, in the same transaction) or enables one.
+pub async fn set_disabled(
+    ctx: &Ctx,
+    user_id: String,
+    disabled: bool,
+    actor_id: Option<String>,
+    meta: RequestMeta,
+) -> Result<Counts> {
+    ctx.pool
+        .run(move |conn| {
+            conn.write(|conn| {
+                let now = store::now();
+                if store::users::set_disabled(conn, &user_id, disabled.then_some(now), now)? == 0 {
+                    return Ok(None);
+                }
+                let subject = Event { actor_id: actor_id.as_deref(), user_id: Some(&user_id), ..Default::default() };
+                if disabled {
+                    let scope = Scope::User { user_id: user_id.clone(), except_session: None };
+                    revocation::revoke_in_tx(conn, &scope, Reason::UserDisabled, "user_disabled", subject, &meta).map(Some)
+                } else {
+                    audit::record(conn, Event { kind: "user_enabled", ..subject }, &meta)?;
+                    Ok(Some(Counts::default()))
+                }
+            })
+            .map_err(ServiceError::from)
+        })
+        .await?
+        .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
+}

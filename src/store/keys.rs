@@ -57,3 +57,17 @@ pub fn secret_get_or_insert(conn: &mut Conn, name: &str, value: &str, now: Naive
         .select(server_secrets::value)
         .first(c))?)
 }
+
+/// Inserts `name` unless present; true when this call inserted it (exactly one caller wins).
+pub fn secret_insert_if_absent(conn: &mut Conn, name: &str, value: &str, now: NaiveDateTime) -> Result<bool> {
+    let inserted = db!(conn, c => diesel::insert_into(server_secrets::table)
+        .values((
+            server_secrets::name.eq(name),
+            server_secrets::value.eq(value),
+            server_secrets::created_at.eq(now),
+        ))
+        .on_conflict(server_secrets::name)
+        .do_nothing()
+        .execute(c))?;
+    Ok(inserted == 1)
+}

@@ -1,0 +1,376 @@
+//! The command line: `serve`, `migrate`, and admin commands, each a thin call into `service`.
+//! Exit codes: 0 success, 1 a failed operation (one line on stderr), 2 bad usage.
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::service::clients::{self, NewClient};
+use crate::service::revocation::{Counts, Reason};
+use crate::service::{bootstrap, users, Ctx, RequestMeta};
+use crate::{crypto, store};
+
+#[derive(Debug, Parser)]
+#[command(name = "tokend", version, about = "OAuth 2 token service whose revocations stick")]
+pub struct Cli {
+    /// Configuration file (default: ./tokend.toml when present)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run migrations, then serve HTTP
+    Serve,
+    /// Apply migrations and exit
+    Migrate,
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OAuth clients
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage signing keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (a password is generated and shown unless --password-stdin)
+    Create {
+        name: String,
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from one line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password; logs the user out of every device unless --keep-sessions
+    SetPassword {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        keep_sessions: bool,
+    },
+    /// Revoke every session of a user
+    LogoutAll { name: String },
+    /// List a user's live sessions
+    Sessions { name: String },
+    /// Disable a user and revoke everything the user holds
+    Disable { name: String },
+    /// Enable a disabled user
+    Enable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client (a confidential client's secret is shown once)
+    Create(ClientCreate),
+    /// List clients
+    List,
+    /// Delete a client and revoke all its sessions
+    Delete { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ClientCreate {
+    pub name: String,
+    /// A public client (no secret: SPAs, mobile and command-line apps)
+    #[arg(long)]
+    pub public: bool,
+    /// Grant type it may use (repeatable): password, refresh_token, client_credentials, authorization_code
+    #[arg(long = "grant", value_name = "G")]
+    pub grants: Vec<String>,
+    #[arg(long = "redirect-uri", value_name = "U")]
+    pub redirect_uris: Vec<String>,
+    #[arg(long = "scope", value_name = "S")]
+    pub scopes: Vec<String>,
+    #[arg(long = "origin", value_name = "O")]
+    pub origins: Vec<String>,
+    #[arg(long = "audience", value_name = "A")]
+    pub audiences: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key active; the old ones keep verifying until their tokens expire
+    Rotate,
+    /// List signing keys
+    List,
+}
+
+/// Reads one line of standard input as a password (the trailing newline is not part of it).
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if let Some(stripped) = line.strip_suffix('\n') {
+        line = stripped.strip_suffix('\r').unwrap_or(stripped).to_owned();
+    }
+    Ok(line)
+}
+
+fn generated_password() -> String {
+    crypto::b64url(&crypto::random_bytes::<15>())
+}
+
+fn cli_meta() -> RequestMeta {
+    RequestMeta { ip: None, user_agent: Some(format!("tokend-cli/{}", env!("CARGO_PKG_VERSION"))) }
+}
+
+fn print_counts(json_out: bool, what: &str, counts: &Counts) {
+    if json_out {
+        println!("{}", json!(counts));
+    } else {
+        println!(
+            "{what}: {} sessions, {} access tokens, {} refresh tokens revoked",
+            counts.sessions_revoked, counts.access_tokens_revoked, counts.refresh_tokens_revoked
+        );
+    }
+}
+
+/// Opens the database for an admin command (blocking: migrations and key loading).
+async fn open(config: Config) -> anyhow::Result<Ctx> {
+    tokio::task::spawn_blocking(move || bootstrap::open(config)).await?
+}
+
+/// Runs an admin command (everything but `serve`).
+pub async fn run(command: Command, config: Config, json_out: bool) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => anyhow::bail!("serve is run by main"),
+        Command::Migrate => {
+            let pool = store::Pool::new(
+                &config.database_url,
+                &store::PoolOptions { max_size: 1, connect_timeout: config.db_timeout },
+            )?;
+            let applied = tokio::task::spawn_blocking(move || pool.migrate()).await??;
+            if json_out {
+                println!("{}", json!({ "applied": applied }));
+            } else if applied.is_empty() {
+                println!("the database is up to date");
+            } else {
+                println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
+            }
+            Ok(())
+        }
+        Command::User(cmd) => user(cmd, open(config).await?, json_out).await,
+        Command::Client(cmd) => client(cmd, open(config).await?, json_out).await,
+        Command::Keys(cmd) => keys(cmd, open(config).await?, json_out).await,
+    }
+}
+
+async fn user(cmd: UserCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Create { name, admin, password_stdin } => {
+            let (password, shown) = if password_stdin {
+                (password_from_stdin()?, None)
+            } else {
+                let p = generated_password();
+                (p.clone(), Some(p))
+            };
+            let user = users::create(&ctx, name, password, admin, None, cli_meta()).await?;
+            if json_out {
+                let mut out = json!({ "id": user.id, "username": user.username, "is_admin": user.is_admin });
+                if let Some(p) = shown {
+                    out["password"] = json!(p);
+                }
+                println!("{out}");
+            } else {
+                println!("created user {} ({}){}", user.username, user.id, if user.is_admin { ", admin" } else { "" });
+                if let Some(p) = shown {
+                    println!("password: {p}");
+                }
+            }
+        }
+        UserCommand::SetPassword { name, password_stdin, keep_sessions } => {
+            let user = users::find_by_username(&ctx, name).await?;
+            let (password, shown) = if password_stdin {
+                (password_from_stdin()?, None)
+            } else {
+                let p = generated_password();
+                (p.clone(), Some(p))
+            };
+            let counts = users::set_password(&ctx, user.id, password, keep_sessions, None, None, cli_meta()).await?;
+            if json_out {
+                let mut out = json!(counts);
+                if let Some(p) = shown {
+                    out["password"] = json!(p);
+                }
+                println!("{out}");
+            } else {
+                print_counts(false, &format!("password of {} changed", user.username), &counts);
+                if let Some(p) = shown {
+                    println!("password: {p}");
+                }
+            }
+        }
+        UserCommand::LogoutAll { name } => {
+            let user = users::find_by_username(&ctx, name).await?;
+            let counts = users::logout_all(&ctx, user.id, None, Reason::AdminLogoutAll, None, cli_meta()).await?;
+            print_counts(json_out, &format!("{} logged out everywhere", user.username), &counts);
+        }
+        UserCommand::Sessions { name } => {
+            let user = users::find_by_username(&ctx, name).await?;
+            let sessions = users::sessions(&ctx, user.id, None).await?;
+            if json_out {
+                println!("{}", json!({ "sessions": sessions }));
+            } else if sessions.is_empty() {
+                println!("{} has no live sessions", user.username);
+            } else {
+                println!("{:<38} {:<20} {:<14} {:<20} {:<25}", "ID", "KIND", "CLIENT", "DEVICE", "LAST USED");
+                for s in sessions {
+                    println!(
+                        "{:<38} {:<20} {:<14} {:<20} {:<25}",
+                        s.id,
+                        s.kind,
+                        s.client_id,
+                        s.device_name.as_deref().unwrap_or("-"),
+                        s.last_used_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    );
+                }
+            }
+        }
+        UserCommand::Disable { name } => {
+            let user = users::find_by_username(&ctx, name).await?;
+            let counts = users::set_disabled(&ctx, user.id, true, None, cli_meta()).await?;
+            print_counts(json_out, &format!("{} disabled", user.username), &counts);
+        }
+        UserCommand::Enable { name } => {
+            let user = users::find_by_username(&ctx, name).await?;
+            users::set_disabled(&ctx, user.id, false, None, cli_meta()).await?;
+            if json_out {
+                println!("{}", json!({ "enabled": true }));
+            } else {
+                println!("{} enabled", user.username);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn client(cmd: ClientCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> {
+    match cmd {
+        ClientCommand::Create(args) => {
+            let grants = if args.grants.is_empty() {
+                if args.public {
+                    vec!["authorization_code".to_owned(), "refresh_token".to_owned()]
+                } else {
+                    vec!["client_credentials".to_owned()]
+                }
+            } else {
+                args.grants
+            };
+            let new = NewClient {
+                client_id: None,
+                name: args.name,
+                public: args.public,
+                grant_types: grants,
+                redirect_uris: args.redirect_uris,
+                scopes: args.scopes,
+                allowed_origins: args.origins,
+                audiences: args.audiences,
+            };
+            let created = ctx
+                .pool
+                .run(move |conn| conn.write(|conn| Ok(clients::create(conn, new))).map_err(crate::service::ServiceError::from))
+                .await??;
+            if json_out {
+                let mut out = json!({ "client_id": created.client.client_id });
+                if let Some(secret) = &created.client_secret {
+                    out["client_secret"] = json!(secret);
+                }
+                println!("{out}");
+            } else {
+                println!("client_id:     {}", created.client.client_id);
+                if let Some(secret) = &created.client_secret {
+                    println!("client_secret: {secret}   (shown only this once)");
+                }
+            }
+        }
+        ClientCommand::List => {
+            let list = clients::list(&ctx).await?;
+            if json_out {
+                println!("{}", json!({ "clients": list }));
+            } else {
+                println!("{:<38} {:<8} {:<45} NAME", "CLIENT ID", "TYPE", "GRANTS");
+                for c in list {
+                    println!(
+                        "{:<38} {:<8} {:<45} {}",
+                        c.client_id,
+                        if c.public { "public" } else { "secret" },
+                        c.grant_types.join(","),
+                        c.name
+                    );
+                }
+            }
+        }
+        ClientCommand::Delete { id } => {
+            let counts = ctx.pool.run(move |conn| clients::delete(conn, &id, None, &cli_meta())).await?;
+            print_counts(json_out, "client deleted", &counts);
+        }
+    }
+    Ok(())
+}
+
+async fn keys(cmd: KeysCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> {
+    let alg = ctx.config.signing_alg;
+    match cmd {
+        KeysCommand::Rotate => {
+            let keys = ctx.keys.clone();
+            let kid = ctx
+                .pool
+                .run(move |conn| keys.rotate(conn, alg).map_err(crate::service::ServiceError::Unexpected))
+                .await?;
+            if json_out {
+                println!("{}", json!({ "kid": kid, "alg": alg.as_str() }));
+            } else {
+                println!("new signing key {kid} ({}) is active; running nodes pick it up within 10 s", alg.as_str());
+            }
+        }
+        KeysCommand::List => {
+            let rows = ctx
+                .pool
+                .run(|conn| store::keys::all(conn).map_err(crate::service::ServiceError::from))
+                .await?;
+            let list: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "kid": r.kid,
+                        "alg": r.alg,
+                        "created_at": r.created_at.and_utc(),
+                        "retired_at": r.retired_at.map(|t| t.and_utc()),
+                        "active": r.retired_at.is_none(),
+                        "encrypted": r.private_key.starts_with("enc:"),
+                    })
+                })
+                .collect();
+            if json_out {
+                println!("{}", json!({ "keys": list }));
+            } else {
+                for r in rows {
+                    println!(
+                        "{}  {:<6} created {}  {}",
+                        r.kid,
+                        r.alg,
+                        r.created_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        match r.retired_at {
+                            None => "active".to_owned(),
+                            Some(t) => format!("retired {}", t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                        }
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

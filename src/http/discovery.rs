@@ -1,0 +1,35 @@
+//! `GET /.well-known/oauth-authorization-server` (RFC 8414) and `GET /.well-known/jwks.json`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::service::Ctx;
+
+pub async fn metadata(ctx: web::Data<Ctx>) -> HttpResponse {
+    let issuer = &ctx.config.issuer;
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}/oauth/token"),
+            "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+            "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "grant_types_supported": ["password", "refresh_token", "client_credentials"],
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": ["account", "admin"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_signing_alg_values_supported": [],
+            "access_token_signing_alg_values_supported": [ctx.config.signing_alg.as_str()],
+        }))
+}
+
+pub async fn jwks(ctx: web::Data<Ctx>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+        .json(json!({ "keys": ctx.keys.current().jwks() }))
+}

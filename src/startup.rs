@@ -1,0 +1,76 @@
+//! Builds the server: opens the database, bootstraps it, binds the listener (port 0 works, so
+//! tests can run many servers at once), and starts the background key reload.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::service::bootstrap::{self, Bootstrapped};
+use crate::service::Ctx;
+
+/// How often a node re-reads the signing keys (API.md: a rotated key is picked up within 10 s).
+pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    ctx: Ctx,
+    bootstrapped: Option<Bootstrapped>,
+}
+
+impl Application {
+    pub async fn build(mut config: Config) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
+        let addr = listener.local_addr()?;
+        if config.issuer_from_bind {
+            config.issuer = format!("http://{addr}");
+        }
+        let ctx = tokio::task::spawn_blocking(move || bootstrap::open(config)).await??;
+        let seed_ctx = ctx.clone();
+        let bootstrapped = tokio::task::spawn_blocking(move || bootstrap::seed(&seed_ctx)).await??;
+        let data = web::Data::new(ctx.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(crate::telemetry::RequestLog)
+                .configure(crate::http::routes)
+        })
+        .listen(listener)?
+        .shutdown_timeout(30)
+        .run();
+
+        let reload_ctx = ctx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(err) = reload_ctx.keys.reload(&reload_ctx.pool).await {
+                    tracing::warn!(error = %err, "reloading the signing keys failed; keeping the current set");
+                }
+            }
+        });
+        Ok(Application { port: addr.port(), server, ctx, bootstrapped })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// What the first start created (the generated admin password is in it, once).
+    pub fn take_bootstrapped(&mut self) -> Option<Bootstrapped> {
+        self.bootstrapped.take()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
