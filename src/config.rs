@@ -245,6 +245,12 @@ impl Config {
         })
     }
 
+    /// Sets a fixed issuer (several nodes that share a database share one issuer).
+    pub fn set_issuer(&mut self, issuer: &str) {
+        self.issuer = issuer.trim_end_matches('/').to_owned();
+        self.issuer_from_bind = false;
+    }
+
     /// Defaults for `database_url`, as a test or an embedding program would start from.
     pub fn with_database(database_url: &str) -> Result<Config, ConfigError> {
         let env = HashMap::from([("TOKEND_DATABASE_URL".to_owned(), database_url.to_owned())]);

@@ -1,0 +1,104 @@
+//! Discovery metadata, JWKS, health and readiness, and the first-start bootstrap.
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn metadata_names_the_endpoints() {
+    let app = spawn_app().await;
+    let response = app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let m = json(response).await;
+    assert_eq!(m["issuer"], app.address);
+    assert_eq!(m["token_endpoint"], app.url("/oauth/token"));
+    assert_eq!(m["revocation_endpoint"], app.url("/oauth/revoke"));
+    assert_eq!(m["introspection_endpoint"], app.url("/oauth/introspect"));
+    assert_eq!(m["jwks_uri"], app.url("/.well-known/jwks.json"));
+    let grants = m["grant_types_supported"].as_array().expect("grants");
+    for g in ["password", "refresh_token", "client_credentials"] {
+        assert!(grants.contains(&serde_json::json!(g)), "{g}");
+    }
+    assert_eq!(m["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert!(m["scopes_supported"].as_array().expect("scopes").contains(&serde_json::json!("account")));
+}
+
+#[tokio::test]
+async fn jwks_publishes_the_signing_key_without_its_private_part() {
+    let app = spawn_app().await;
+    let jwks = json(app.http.get(app.url("/.well-known/jwks.json")).send().await.expect("request")).await;
+    let keys = jwks["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1);
+    let key = &keys[0];
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    assert_eq!(key["alg"], "EdDSA");
+    assert_eq!(key["use"], "sig");
+    assert!(key.get("d").is_none());
+    let t = app.login("admin", ADMIN_PASSWORD).await;
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            t.access.split('.').next().expect("header"),
+        )
+        .expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(header["kid"], key["kid"]);
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.expect("request").status(), StatusCode::OK);
+    assert_eq!(app.http.get(app.url("/readyz")).send().await.expect("request").status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_first_start_bootstraps_once() {
+    let app = spawn_app().await;
+    let admin = app.db(|c| tokend::store::users::find_by_username(c, "admin")).await.expect("admin user");
+    assert!(admin.is_admin);
+    assert!(admin.password_hash.starts_with("$argon2id$"), "only an Argon2id hash is stored");
+    let cli = app.db(|c| tokend::store::clients::find(c, "tokend-cli")).await.expect("tokend-cli client");
+    assert!(cli.is_public);
+    assert_eq!(cli.scopes, "account admin");
+    let keys = app.db(tokend::store::keys::all).await;
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].private_key.contains("PRIVATE KEY"), "no key-encryption key configured: PEM at rest");
+
+    // A second node on the same database creates nothing new.
+    let node2 = spawn_on(app.db.clone(), |c| {
+        c.bootstrap_admin_password = Some(tokend::config::SecretString::new("other-password".into()))
+    })
+    .await;
+    assert_eq!(node2.db(tokend::store::users::list).await.len(), 1);
+    assert_eq!(node2.db(tokend::store::keys::all).await.len(), 1);
+    node2.login("admin", ADMIN_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn signing_keys_are_encrypted_at_rest_with_a_key_encryption_key() {
+    use base64::Engine as _;
+    let kek = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
+    let parsed = tokend::crypto::keys::KeyEncryptionKey::parse(&kek).expect("kek");
+    let app = spawn_app_with(|c| c.key_encryption_key = Some(parsed.clone())).await;
+    let keys = app.db(tokend::store::keys::all).await;
+    assert!(keys[0].private_key.starts_with("enc:v1:"));
+    assert!(!keys[0].private_key.contains("PRIVATE KEY"));
+    let t = app.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(app.me(&t.access).await.status(), StatusCode::OK);
+
+    // Without the key, or with another one, start-up stops with a clear message.
+    let db = app.db.url.clone();
+    let missing = tokend::startup::Application::build(test_config(&db)).await;
+    let err = format!("{:#}", missing.err().expect("must refuse to start"));
+    assert!(err.contains("TOKEND_KEY_ENCRYPTION_KEY"), "{err}");
+    let mut wrong = test_config(&db);
+    wrong.key_encryption_key = Some(
+        tokend::crypto::keys::KeyEncryptionKey::parse(&base64::engine::general_purpose::STANDARD.encode([7u8; 32]))
+            .expect("kek"),
+    );
+    let err = format!("{:#}", tokend::startup::Application::build(wrong).await.err().expect("must refuse"));
+    assert!(err.contains("does not decrypt"), "{err}");
+}

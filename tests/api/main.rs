@@ -1,0 +1,16 @@
+//! Integration tests: each spawns a real tokend on port 0 against its own database and talks HTTP.
+//! Set `TOKEND_TEST_DATABASE_URL=postgres://…` to run the same suite on PostgreSQL.
+
+mod bearer;
+mod cli;
+mod client_credentials;
+mod discovery;
+mod helpers;
+mod introspection;
+mod jwt_attacks;
+mod nodes;
+mod password_grant;
+mod refresh;
+mod revocation;
+mod schema;
+mod token_endpoint;

@@ -1,0 +1,178 @@
+//! The password grant: sign-in, scopes, failures, and what it writes.
+
+use reqwest::StatusCode;
+use tokend::service::clients::NewClient;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn password_grant_issues_a_token_pair_and_opens_a_session() {
+    let app = spawn_app().await;
+    app.create_user("alice", "alice-password", false).await;
+
+    let response = app
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", CLI),
+            ("username", "alice"),
+            ("password", "alice-password"),
+            ("device_name", "Alice's laptop"),
+        ])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["pragma"], "no-cache");
+    let t = tokens(response).await;
+    assert_eq!(t.body["token_type"], "Bearer");
+    assert_eq!(t.body["expires_in"], 300);
+    assert_eq!(t.body["scope"], "account", "a non-admin never gets the admin scope");
+    assert!(t.refresh().starts_with("tokend_rt_") && t.refresh().len() >= 10 + 43);
+
+    // The access token is an RFC 9068 JWT bound to the session.
+    let c = claims(&t.access);
+    for claim in ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "sid"] {
+        assert!(!c[claim].is_null(), "claim {claim} in {c}");
+    }
+    assert_eq!(c["iss"], app.address);
+    assert_eq!(c["aud"][0], app.address);
+    assert_eq!(c["client_id"], CLI);
+
+    // The database holds the session, the access token row and only a hash of the refresh token.
+    let (refresh_row, session) = app.refresh_row(t.refresh()).await;
+    assert_eq!(session.id, c["sid"]);
+    assert_eq!(session.kind, "password");
+    assert_eq!(session.device_name.as_deref(), Some("Alice's laptop"));
+    assert_eq!(session.scope, "account");
+    assert!(session.revoked_at.is_none());
+    assert_ne!(refresh_row.token_hash, t.refresh());
+    assert_eq!(refresh_row.token_hash.len(), 64);
+    assert_eq!(refresh_row.access_token_jti.as_deref(), c["jti"].as_str());
+    let access = app.access_rows(&session.id).await;
+    assert_eq!(access.len(), 1);
+    assert_eq!(access[0].jti, c["jti"]);
+
+    let events = app.audit("signin_success").await;
+    assert!(events.iter().any(|e| e.session_id.as_deref() == Some(&session.id)));
+}
+
+#[tokio::test]
+async fn admin_gets_admin_scope_and_may_narrow_it() {
+    let app = spawn_app().await;
+    let t = app.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(t.body["scope"], "account admin");
+
+    let narrow = app
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", CLI),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("scope", "account"),
+        ])
+        .await;
+    assert_eq!(tokens(narrow).await.body["scope"], "account");
+}
+
+#[tokio::test]
+async fn scope_outside_what_the_user_may_hold_is_invalid_scope() {
+    let app = spawn_app().await;
+    app.create_user("bob", "bob-password", false).await;
+    for scope in ["admin", "account admin", "write", "bad\"scope"] {
+        let response = app
+            .token(&[
+                ("grant_type", "password"),
+                ("client_id", CLI),
+                ("username", "bob"),
+                ("password", "bob-password"),
+                ("scope", scope),
+            ])
+            .await;
+        assert_error(response, StatusCode::BAD_REQUEST, "invalid_scope").await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_look_the_same_and_are_audited() {
+    let app = spawn_app().await;
+    app.create_user("carol", "carol-password", false).await;
+
+    let wrong = app.password_grant("carol", "not-her-password").await;
+    let unknown = app.password_grant("nobody", "whatever-password").await;
+    let wrong_status = wrong.status();
+    let unknown_status = unknown.status();
+    let wrong_body = wrong.text().await.expect("body");
+    let unknown_body = unknown.text().await.expect("body");
+    assert_eq!(wrong_status, StatusCode::BAD_REQUEST);
+    assert_eq!(wrong_status, unknown_status);
+    assert_eq!(wrong_body, unknown_body);
+    assert!(wrong_body.contains("invalid_grant"));
+
+    let failures = app.audit("signin_failure").await;
+    let reasons: Vec<_> = failures.iter().filter_map(|e| e.reason.clone()).collect();
+    assert!(reasons.contains(&"bad_password".to_owned()), "{reasons:?}");
+    assert!(reasons.contains(&"unknown_user".to_owned()), "{reasons:?}");
+    for event in &failures {
+        for field in [&event.reason, &event.user_agent, &event.ip] {
+            assert!(!field.as_deref().unwrap_or_default().contains("password-"), "no secret in audit rows");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_user_cannot_sign_in() {
+    let app = spawn_app().await;
+    let id = app.create_user("dave", "dave-password", false).await;
+    tokend::service::users::set_disabled(&app.ctx, id, true, None, Default::default()).await.expect("disable");
+    let response = app.password_grant("dave", "dave-password").await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn a_client_without_the_password_grant_is_unauthorized_client() {
+    let app = spawn_app().await;
+    let (client_id, _) = app
+        .create_client(NewClient {
+            name: "spa".into(),
+            public: true,
+            grant_types: vec!["refresh_token".into()],
+            scopes: vec!["account".into()],
+            ..Default::default()
+        })
+        .await;
+    let response = app
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", &client_id),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .await;
+    assert_error(response, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+}
+
+#[tokio::test]
+async fn a_password_over_1024_characters_is_refused_without_hashing() {
+    let app = spawn_app().await;
+    let long = "x".repeat(1025);
+    let response = app.password_grant("admin", &long).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn json_bodies_are_accepted_too() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .post(app.url("/oauth/token"))
+        .json(&serde_json::json!({
+            "grant_type": "password",
+            "client_id": CLI,
+            "username": "admin",
+            "password": ADMIN_PASSWORD,
+        }))
+        .send()
+        .await
+        .expect("request");
+    let t = tokens(response).await;
+    assert_eq!(app.me(&t.access).await.status(), StatusCode::OK);
+}
