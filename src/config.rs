@@ -99,7 +99,9 @@ pub struct ConfigError(String);
 /// Parses `30s`, `5m`, `12h`, `30d` (a bare number is seconds).
 pub fn parse_duration(value: &str) -> Option<Duration> {
     let value = value.trim();
-    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
     let (digits, unit) = value.split_at(split);
     let n: u64 = digits.parse().ok()?;
     let factor = match unit {
@@ -124,7 +126,9 @@ impl Config {
             Some(p) => read_file(&p)?,
             None => HashMap::new(),
         };
-        let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("TOKEND_")).collect();
+        let env: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("TOKEND_"))
+            .collect();
         Config::from_sources(&env, &file_values)
     }
 
@@ -138,32 +142,43 @@ impl Config {
             if let Some(v) = env.get(&var) {
                 return Some((var, v.clone()));
             }
-            file.get(key).map(|v| (format!("{key} (in tokend.toml)"), v.clone()))
+            file.get(key)
+                .map(|v| (format!("{key} (in tokend.toml)"), v.clone()))
         };
         let duration = |key: &str, default: &str| -> Result<Duration, ConfigError> {
             match get(key) {
                 None => Ok(parse_duration(default).unwrap_or_default()),
                 Some((name, v)) => parse_duration(&v).ok_or_else(|| {
-                    ConfigError(format!("{name}: invalid duration {v:?} (use e.g. 30s, 5m, 12h or 30d)"))
+                    ConfigError(format!(
+                        "{name}: invalid duration {v:?} (use e.g. 30s, 5m, 12h or 30d)"
+                    ))
                 }),
             }
         };
 
-        let database_url = get("database_url").map(|(_, v)| v).unwrap_or_else(|| "sqlite://tokend.db".into());
+        let database_url = get("database_url")
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| "sqlite://tokend.db".into());
         if Backend::of_url(&database_url).is_none() {
             return Err(ConfigError(
                 "TOKEND_DATABASE_URL: must start with sqlite:// or postgres://".to_owned(),
             ));
         }
-        let bind = get("bind").map(|(_, v)| v).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind = get("bind")
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
         if bind.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError(format!("TOKEND_BIND: {bind:?} is not an address like 127.0.0.1:8080")));
+            return Err(ConfigError(format!(
+                "TOKEND_BIND: {bind:?} is not an address like 127.0.0.1:8080"
+            )));
         }
         let issuer_from_bind = get("issuer").is_none();
         let issuer = match get("issuer") {
             Some((name, v)) => {
                 let v = v.trim_end_matches('/').to_owned();
-                if !(v.starts_with("http://") || v.starts_with("https://")) || v.contains(['?', '#']) {
+                if !(v.starts_with("http://") || v.starts_with("https://"))
+                    || v.contains(['?', '#'])
+                {
                     return Err(ConfigError(format!(
                         "{name}: {v:?} must be an http(s) URL without query or fragment"
                     )));
@@ -187,12 +202,15 @@ impl Config {
         }
         let signing_alg = match get("signing_alg") {
             None => SigningAlg::EdDsa,
-            Some((name, v)) => SigningAlg::parse(&v)
-                .ok_or_else(|| ConfigError(format!("{name}: {v:?} is not one of EdDSA, ES256, RS256")))?,
+            Some((name, v)) => SigningAlg::parse(&v).ok_or_else(|| {
+                ConfigError(format!("{name}: {v:?} is not one of EdDSA, ES256, RS256"))
+            })?,
         };
         let key_encryption_key = match get("key_encryption_key") {
             None => None,
-            Some((name, v)) => Some(KeyEncryptionKey::parse(&v).map_err(|why| ConfigError(format!("{name}: {why}")))?),
+            Some((name, v)) => Some(
+                KeyEncryptionKey::parse(&v).map_err(|why| ConfigError(format!("{name}: {why}")))?,
+            ),
         };
         let bootstrap_admin_password = match get("bootstrap_admin_password") {
             None => None,
@@ -206,13 +224,17 @@ impl Config {
         };
         let log = get("log").map(|(_, v)| v).unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log).is_err() {
-            return Err(ConfigError(format!("TOKEND_LOG: {log:?} is not a valid tracing filter")));
+            return Err(ConfigError(format!(
+                "TOKEND_LOG: {log:?} is not a valid tracing filter"
+            )));
         }
         let log_format = match get("log_format") {
             None => LogFormat::Text,
             Some((_, v)) if v == "text" => LogFormat::Text,
             Some((_, v)) if v == "json" => LogFormat::Json,
-            Some((name, v)) => return Err(ConfigError(format!("{name}: {v:?} is not text or json"))),
+            Some((name, v)) => {
+                return Err(ConfigError(format!("{name}: {v:?} is not text or json")))
+            }
         };
         let db_pool_size = match get("db_pool_size") {
             None => 16,
@@ -220,11 +242,15 @@ impl Config {
                 .parse::<u32>()
                 .ok()
                 .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| ConfigError(format!("{name}: {v:?} is not a number from 1 to 1000")))?,
+                .ok_or_else(|| {
+                    ConfigError(format!("{name}: {v:?} is not a number from 1 to 1000"))
+                })?,
         };
         let db_timeout = duration("db_timeout", "5s")?;
         if db_timeout.is_zero() {
-            return Err(ConfigError("TOKEND_DB_TIMEOUT: must be longer than 0s".to_owned()));
+            return Err(ConfigError(
+                "TOKEND_DB_TIMEOUT: must be longer than 0s".to_owned(),
+            ));
         }
         Ok(Config {
             database_url,
@@ -261,12 +287,15 @@ impl Config {
 fn read_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{}: cannot read ({e})", path.display())))?;
-    let table: toml::Table =
-        toml::from_str(&text).map_err(|e| ConfigError(format!("{}: invalid TOML ({e})", path.display())))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| ConfigError(format!("{}: invalid TOML ({e})", path.display())))?;
     let mut out = HashMap::new();
     for (key, value) in table {
         if !KEYS.contains(&key.as_str()) {
-            return Err(ConfigError(format!("{}: unknown setting {key:?}", path.display())));
+            return Err(ConfigError(format!(
+                "{}: unknown setting {key:?}",
+                path.display()
+            )));
         }
         let value = match value {
             toml::Value::String(s) => s,
@@ -287,7 +316,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -341,17 +373,22 @@ mod tests {
     #[test]
     fn environment_wins_over_the_file() {
         let file = env(&[("access_token_ttl", "10m"), ("refresh_reuse_grace", "5s")]);
-        let c = Config::from_sources(&env(&[("TOKEND_ACCESS_TOKEN_TTL", "1m")]), &file).expect("config");
+        let c = Config::from_sources(&env(&[("TOKEND_ACCESS_TOKEN_TTL", "1m")]), &file)
+            .expect("config");
         assert_eq!(c.access_token_ttl, Duration::from_secs(60));
         assert_eq!(c.refresh_reuse_grace, Duration::from_secs(5));
     }
 
     #[test]
     fn issuer_follows_bind_unless_set() {
-        let c = Config::from_sources(&env(&[("TOKEND_BIND", "0.0.0.0:9000")]), &HashMap::new()).expect("config");
-        assert_eq!(c.issuer, "http://0.0.0.0:9000");
-        let c = Config::from_sources(&env(&[("TOKEND_ISSUER", "https://auth.example.com/")]), &HashMap::new())
+        let c = Config::from_sources(&env(&[("TOKEND_BIND", "0.0.0.0:9000")]), &HashMap::new())
             .expect("config");
+        assert_eq!(c.issuer, "http://0.0.0.0:9000");
+        let c = Config::from_sources(
+            &env(&[("TOKEND_ISSUER", "https://auth.example.com/")]),
+            &HashMap::new(),
+        )
+        .expect("config");
         assert_eq!(c.issuer, "https://auth.example.com");
     }
 }

@@ -15,7 +15,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     tokend::telemetry::init(&config.log, config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("tokend: cannot start the runtime: {err}");
@@ -39,7 +42,10 @@ fn main() -> std::process::ExitCode {
 
 /// The error and its causes on one line.
 fn one_line(err: &anyhow::Error) -> String {
-    err.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+    err.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

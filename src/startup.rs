@@ -24,14 +24,18 @@ pub struct Application {
 
 impl Application {
     pub async fn build(mut config: Config) -> anyhow::Result<Application> {
-        let listener = TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
+        let listener =
+            TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr()?;
         if config.issuer_from_bind {
             config.issuer = format!("http://{addr}");
         }
-        let ctx = tokio::task::spawn_blocking(move || bootstrap::open(config)).await??;
+        let ctx =
+            tokio::task::spawn_blocking(move || bootstrap::open(config, bootstrap::Purpose::Serve))
+                .await??;
         let seed_ctx = ctx.clone();
-        let bootstrapped = tokio::task::spawn_blocking(move || bootstrap::seed(&seed_ctx)).await??;
+        let bootstrapped =
+            tokio::task::spawn_blocking(move || bootstrap::seed(&seed_ctx)).await??;
         let data = web::Data::new(ctx.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -54,7 +58,12 @@ impl Application {
                 }
             }
         });
-        Ok(Application { port: addr.port(), server, ctx, bootstrapped })
+        Ok(Application {
+            port: addr.port(),
+            server,
+            ctx,
+            bootstrapped,
+        })
     }
 
     pub fn port(&self) -> u16 {

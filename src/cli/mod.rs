@@ -14,7 +14,11 @@ use crate::service::{bootstrap, users, Ctx, RequestMeta};
 use crate::{crypto, store};
 
 #[derive(Debug, Parser)]
-#[command(name = "tokend", version, about = "OAuth 2 token service whose revocations stick")]
+#[command(
+    name = "tokend",
+    version,
+    about = "OAuth 2 token service whose revocations stick"
+)]
 pub struct Cli {
     /// Configuration file (default: ./tokend.toml when present)
     #[arg(long, global = true, value_name = "PATH")]
@@ -124,7 +128,10 @@ fn generated_password() -> String {
 }
 
 fn cli_meta() -> RequestMeta {
-    RequestMeta { ip: None, user_agent: Some(format!("tokend-cli/{}", env!("CARGO_PKG_VERSION"))) }
+    RequestMeta {
+        ip: None,
+        user_agent: Some(format!("tokend-cli/{}", env!("CARGO_PKG_VERSION"))),
+    }
 }
 
 fn print_counts(json_out: bool, what: &str, counts: &Counts) {
@@ -140,7 +147,7 @@ fn print_counts(json_out: bool, what: &str, counts: &Counts) {
 
 /// Opens the database for an admin command (blocking: migrations and key loading).
 async fn open(config: Config) -> anyhow::Result<Ctx> {
-    tokio::task::spawn_blocking(move || bootstrap::open(config)).await?
+    tokio::task::spawn_blocking(move || bootstrap::open(config, bootstrap::Purpose::Admin)).await?
 }
 
 /// Runs an admin command (everything but `serve`).
@@ -150,7 +157,10 @@ pub async fn run(command: Command, config: Config, json_out: bool) -> anyhow::Re
         Command::Migrate => {
             let pool = store::Pool::new(
                 &config.database_url,
-                &store::PoolOptions { max_size: 1, connect_timeout: config.db_timeout },
+                &store::PoolOptions {
+                    max_size: 1,
+                    connect_timeout: config.db_timeout,
+                },
             )?;
             let applied = tokio::task::spawn_blocking(move || pool.migrate()).await??;
             if json_out {
@@ -158,7 +168,11 @@ pub async fn run(command: Command, config: Config, json_out: bool) -> anyhow::Re
             } else if applied.is_empty() {
                 println!("the database is up to date");
             } else {
-                println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
+                println!(
+                    "applied {} migration(s): {}",
+                    applied.len(),
+                    applied.join(", ")
+                );
             }
             Ok(())
         }
@@ -170,7 +184,11 @@ pub async fn run(command: Command, config: Config, json_out: bool) -> anyhow::Re
 
 async fn user(cmd: UserCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Create { name, admin, password_stdin } => {
+        UserCommand::Create {
+            name,
+            admin,
+            password_stdin,
+        } => {
             let (password, shown) = if password_stdin {
                 (password_from_stdin()?, None)
             } else {
@@ -179,19 +197,29 @@ async fn user(cmd: UserCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
             };
             let user = users::create(&ctx, name, password, admin, None, cli_meta()).await?;
             if json_out {
-                let mut out = json!({ "id": user.id, "username": user.username, "is_admin": user.is_admin });
+                let mut out =
+                    json!({ "id": user.id, "username": user.username, "is_admin": user.is_admin });
                 if let Some(p) = shown {
                     out["password"] = json!(p);
                 }
                 println!("{out}");
             } else {
-                println!("created user {} ({}){}", user.username, user.id, if user.is_admin { ", admin" } else { "" });
+                println!(
+                    "created user {} ({}){}",
+                    user.username,
+                    user.id,
+                    if user.is_admin { ", admin" } else { "" }
+                );
                 if let Some(p) = shown {
                     println!("password: {p}");
                 }
             }
         }
-        UserCommand::SetPassword { name, password_stdin, keep_sessions } => {
+        UserCommand::SetPassword {
+            name,
+            password_stdin,
+            keep_sessions,
+        } => {
             let user = users::find_by_username(&ctx, name).await?;
             let (password, shown) = if password_stdin {
                 (password_from_stdin()?, None)
@@ -199,7 +227,16 @@ async fn user(cmd: UserCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
                 let p = generated_password();
                 (p.clone(), Some(p))
             };
-            let counts = users::set_password(&ctx, user.id, password, keep_sessions, None, None, cli_meta()).await?;
+            let counts = users::set_password(
+                &ctx,
+                user.id,
+                password,
+                keep_sessions,
+                None,
+                None,
+                cli_meta(),
+            )
+            .await?;
             if json_out {
                 let mut out = json!(counts);
                 if let Some(p) = shown {
@@ -207,7 +244,11 @@ async fn user(cmd: UserCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
                 }
                 println!("{out}");
             } else {
-                print_counts(false, &format!("password of {} changed", user.username), &counts);
+                print_counts(
+                    false,
+                    &format!("password of {} changed", user.username),
+                    &counts,
+                );
                 if let Some(p) = shown {
                     println!("password: {p}");
                 }
@@ -215,8 +256,20 @@ async fn user(cmd: UserCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
         }
         UserCommand::LogoutAll { name } => {
             let user = users::find_by_username(&ctx, name).await?;
-            let counts = users::logout_all(&ctx, user.id, None, Reason::AdminLogoutAll, None, cli_meta()).await?;
-            print_counts(json_out, &format!("{} logged out everywhere", user.username), &counts);
+            let counts = users::logout_all(
+                &ctx,
+                user.id,
+                None,
+                Reason::AdminLogoutAll,
+                None,
+                cli_meta(),
+            )
+            .await?;
+            print_counts(
+                json_out,
+                &format!("{} logged out everywhere", user.username),
+                &counts,
+            );
         }
         UserCommand::Sessions { name } => {
             let user = users::find_by_username(&ctx, name).await?;
@@ -226,7 +279,10 @@ async fn user(cmd: UserCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
             } else if sessions.is_empty() {
                 println!("{} has no live sessions", user.username);
             } else {
-                println!("{:<38} {:<20} {:<14} {:<20} {:<25}", "ID", "KIND", "CLIENT", "DEVICE", "LAST USED");
+                println!(
+                    "{:<38} {:<20} {:<14} {:<20} {:<25}",
+                    "ID", "KIND", "CLIENT", "DEVICE", "LAST USED"
+                );
                 for s in sessions {
                     println!(
                         "{:<38} {:<20} {:<14} {:<20} {:<25}",
@@ -234,7 +290,8 @@ async fn user(cmd: UserCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
                         s.kind,
                         s.client_id,
                         s.device_name.as_deref().unwrap_or("-"),
-                        s.last_used_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        s.last_used_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                     );
                 }
             }
@@ -260,14 +317,12 @@ async fn user(cmd: UserCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
 async fn client(cmd: ClientCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> {
     match cmd {
         ClientCommand::Create(args) => {
-            let grants = if args.grants.is_empty() {
-                if args.public {
-                    vec!["authorization_code".to_owned(), "refresh_token".to_owned()]
-                } else {
-                    vec!["client_credentials".to_owned()]
-                }
-            } else {
-                args.grants
+            let grants = match (args.grants.is_empty(), args.public) {
+                (false, _) => args.grants,
+                (true, false) => vec!["client_credentials".to_owned()],
+                (true, true) => anyhow::bail!(
+                    "a public client needs at least one --grant (a first-party app: --grant password --grant refresh_token)"
+                ),
             };
             let new = NewClient {
                 client_id: None,
@@ -281,7 +336,10 @@ async fn client(cmd: ClientCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<
             };
             let created = ctx
                 .pool
-                .run(move |conn| conn.write(|conn| Ok(clients::create(conn, new))).map_err(crate::service::ServiceError::from))
+                .run(move |conn| {
+                    conn.write(|conn| Ok(clients::create(conn, new)))
+                        .map_err(crate::service::ServiceError::from)
+                })
                 .await??;
             if json_out {
                 let mut out = json!({ "client_id": created.client.client_id });
@@ -314,7 +372,10 @@ async fn client(cmd: ClientCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<
             }
         }
         ClientCommand::Delete { id } => {
-            let counts = ctx.pool.run(move |conn| clients::delete(conn, &id, None, &cli_meta())).await?;
+            let counts = ctx
+                .pool
+                .run(move |conn| clients::delete(conn, &id, None, &cli_meta()))
+                .await?;
             print_counts(json_out, "client deleted", &counts);
         }
     }
@@ -328,12 +389,18 @@ async fn keys(cmd: KeysCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
             let keys = ctx.keys.clone();
             let kid = ctx
                 .pool
-                .run(move |conn| keys.rotate(conn, alg).map_err(crate::service::ServiceError::Unexpected))
+                .run(move |conn| {
+                    keys.rotate(conn, alg)
+                        .map_err(crate::service::ServiceError::Unexpected)
+                })
                 .await?;
             if json_out {
                 println!("{}", json!({ "kid": kid, "alg": alg.as_str() }));
             } else {
-                println!("new signing key {kid} ({}) is active; running nodes pick it up within 10 s", alg.as_str());
+                println!(
+                    "new signing key {kid} ({}) is active; running nodes pick it up within 10 s",
+                    alg.as_str()
+                );
             }
         }
         KeysCommand::List => {
@@ -362,10 +429,16 @@ async fn keys(cmd: KeysCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
                         "{}  {:<6} created {}  {}",
                         r.kid,
                         r.alg,
-                        r.created_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        r.created_at
+                            .and_utc()
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                         match r.retired_at {
                             None => "active".to_owned(),
-                            Some(t) => format!("retired {}", t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                            Some(t) => format!(
+                                "retired {}",
+                                t.and_utc()
+                                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                            ),
                         }
                     );
                 }

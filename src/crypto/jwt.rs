@@ -43,7 +43,8 @@ pub fn sign(key: &SigningKey, claims: &AccessClaims) -> anyhow::Result<String> {
     let mut header = Header::new(key.alg.jwt_algorithm());
     header.typ = Some("at+jwt".to_owned());
     header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, &key.key).map_err(|e| anyhow::anyhow!("signing an access token: {e}"))
+    jsonwebtoken::encode(&header, claims, &key.key)
+        .map_err(|e| anyhow::anyhow!("signing an access token: {e}"))
 }
 
 /// The `kid` of a JWT-shaped string, without verifying anything (to decide whether to reload keys).
@@ -68,10 +69,9 @@ pub fn verify(
         return Err(JwtError::Malformed);
     }
     let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
-    let typ_ok = header
-        .typ
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+    });
     if !typ_ok {
         return Err(JwtError::WrongType);
     }
@@ -108,10 +108,17 @@ mod tests {
 
     fn keyset(alg: SigningAlg) -> (KeySet, Arc<SigningKey>) {
         let generated = generate(alg).expect("generate");
-        let signing = Arc::new(SigningKey::from_pem(&generated.kid, alg, &generated.private_pem).expect("load"));
-        let verifying = VerifyingKey::from_jwk_json(&generated.kid, alg, &generated.public_jwk).expect("jwk");
-        let mut set = KeySet { signing: Some(signing.clone()), ..Default::default() };
-        set.verifying.insert(generated.kid.clone(), Arc::new(verifying));
+        let signing = Arc::new(
+            SigningKey::from_pem(&generated.kid, alg, &generated.private_pem).expect("load"),
+        );
+        let verifying =
+            VerifyingKey::from_jwk_json(&generated.kid, alg, &generated.public_jwk).expect("jwk");
+        let mut set = KeySet {
+            signing: Some(signing.clone()),
+            ..Default::default()
+        };
+        set.verifying
+            .insert(generated.kid.clone(), Arc::new(verifying));
         (set, signing)
     }
 
@@ -136,7 +143,10 @@ mod tests {
         for alg in [SigningAlg::EdDsa, SigningAlg::Es256, SigningAlg::Rs256] {
             let (set, key) = keyset(alg);
             let token = sign(&key, &claims(now)).expect("sign");
-            assert_eq!(verify(&token, &set, "http://issuer", "http://issuer", true), Ok(claims(now)));
+            assert_eq!(
+                verify(&token, &set, "http://issuer", "http://issuer", true),
+                Ok(claims(now))
+            );
             assert_eq!(
                 verify(&token, &set, "http://other", "http://issuer", true),
                 Err(JwtError::Invalid),
@@ -157,11 +167,17 @@ mod tests {
         let mut expired = claims(now - 1000);
         expired.exp = now - 60;
         let token = sign(&key, &expired).expect("sign");
-        assert_eq!(verify(&token, &set, "http://issuer", "http://issuer", true), Err(JwtError::Expired));
+        assert_eq!(
+            verify(&token, &set, "http://issuer", "http://issuer", true),
+            Err(JwtError::Expired)
+        );
         assert!(verify(&token, &set, "http://issuer", "http://issuer", false).is_ok());
         let mut future = claims(now);
         future.nbf = now + 120;
         let token = sign(&key, &future).expect("sign");
-        assert_eq!(verify(&token, &set, "http://issuer", "http://issuer", true), Err(JwtError::Invalid));
+        assert_eq!(
+            verify(&token, &set, "http://issuer", "http://issuer", true),
+            Err(JwtError::Invalid)
+        );
     }
 }

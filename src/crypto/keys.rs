@@ -85,7 +85,13 @@ impl KeyEncryptionKey {
         let nonce = random_bytes::<12>();
         let sealed = self
             .cipher()
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: kid.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: kid.as_bytes(),
+                },
+            )
             .map_err(|_| anyhow::anyhow!("encrypting signing key {kid}"))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
@@ -102,9 +108,17 @@ impl KeyEncryptionKey {
         let (nonce, sealed) = bytes.split_at(12);
         let plain = self
             .cipher()
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: kid.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: kid.as_bytes(),
+                },
+            )
             .map_err(|_| {
-                anyhow::anyhow!("TOKEND_KEY_ENCRYPTION_KEY does not decrypt signing key {kid}: wrong key")
+                anyhow::anyhow!(
+                    "TOKEND_KEY_ENCRYPTION_KEY does not decrypt signing key {kid}: wrong key"
+                )
             })?;
         String::from_utf8(plain).with_context(|| format!("signing key {kid} decrypts to non-UTF-8"))
     }
@@ -131,7 +145,10 @@ pub struct GeneratedKey {
 
 impl fmt::Debug for GeneratedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GeneratedKey").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
+        f.debug_struct("GeneratedKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -168,7 +185,12 @@ pub fn generate(alg: SigningAlg) -> anyhow::Result<GeneratedKey> {
     let kid = crate::crypto::b64url(&random_bytes::<12>());
     let signing = SigningKey::from_pem(&kid, alg, &private_pem)?;
     let public_jwk = serde_json::to_string(&signing.public_jwk()?)?;
-    Ok(GeneratedKey { kid, alg, private_pem, public_jwk })
+    Ok(GeneratedKey {
+        kid,
+        alg,
+        private_pem,
+        public_jwk,
+    })
 }
 
 /// A key that signs.
@@ -186,7 +208,11 @@ impl SigningKey {
             SigningAlg::Rs256 => EncodingKey::from_rsa_pem(private_pem.as_bytes()),
         }
         .with_context(|| format!("loading signing key {kid}"))?;
-        Ok(SigningKey { kid: kid.to_owned(), alg, key })
+        Ok(SigningKey {
+            kid: kid.to_owned(),
+            alg,
+            key,
+        })
     }
 
     /// The public half as a JWK with `kid`, `alg` and `use: sig`.
@@ -213,10 +239,21 @@ pub struct VerifyingKey {
 }
 
 impl VerifyingKey {
-    pub fn from_jwk_json(kid: &str, alg: SigningAlg, public_jwk: &str) -> anyhow::Result<VerifyingKey> {
-        let jwk: Jwk = serde_json::from_str(public_jwk).with_context(|| format!("parsing the JWK of {kid}"))?;
-        let key = DecodingKey::from_jwk(&jwk).with_context(|| format!("loading the public key of {kid}"))?;
-        Ok(VerifyingKey { kid: kid.to_owned(), alg, key, jwk })
+    pub fn from_jwk_json(
+        kid: &str,
+        alg: SigningAlg,
+        public_jwk: &str,
+    ) -> anyhow::Result<VerifyingKey> {
+        let jwk: Jwk = serde_json::from_str(public_jwk)
+            .with_context(|| format!("parsing the JWK of {kid}"))?;
+        let key = DecodingKey::from_jwk(&jwk)
+            .with_context(|| format!("loading the public key of {kid}"))?;
+        Ok(VerifyingKey {
+            kid: kid.to_owned(),
+            alg,
+            key,
+            jwk,
+        })
     }
 }
 
@@ -249,9 +286,16 @@ mod tests {
         for alg in [SigningAlg::EdDsa, SigningAlg::Es256, SigningAlg::Rs256] {
             let key = generate(alg).expect("generate");
             SigningKey::from_pem(&key.kid, alg, &key.private_pem).expect("load private");
-            let verifying = VerifyingKey::from_jwk_json(&key.kid, alg, &key.public_jwk).expect("load public");
-            assert_eq!(verifying.jwk.common.key_id.as_deref(), Some(key.kid.as_str()));
-            assert!(!key.public_jwk.contains("\"d\""), "{alg:?} JWK must not carry the private part");
+            let verifying =
+                VerifyingKey::from_jwk_json(&key.kid, alg, &key.public_jwk).expect("load public");
+            assert_eq!(
+                verifying.jwk.common.key_id.as_deref(),
+                Some(key.kid.as_str())
+            );
+            assert!(
+                !key.public_jwk.contains("\"d\""),
+                "{alg:?} JWK must not carry the private part"
+            );
         }
     }
 
@@ -261,7 +305,10 @@ mod tests {
         let other = KeyEncryptionKey::parse(&STANDARD.encode([8u8; 32])).expect("kek");
         let sealed = kek.seal("kid1", "secret pem").expect("seal");
         assert!(!sealed.contains("secret pem"));
-        assert_eq!(unseal(Some(&kek), "kid1", &sealed).expect("open"), "secret pem");
+        assert_eq!(
+            unseal(Some(&kek), "kid1", &sealed).expect("open"),
+            "secret pem"
+        );
         assert!(unseal(Some(&other), "kid1", &sealed).is_err());
         assert!(unseal(Some(&kek), "kid2", &sealed).is_err());
         assert!(unseal(None, "kid1", &sealed).is_err());

@@ -41,7 +41,11 @@ impl PasswordHasher {
 
     /// Verifies `password` against `stored`; with `None` (unknown user) it verifies against a
     /// dummy hash and says no, so both cases take the same time.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> anyhow::Result<Verified> {
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> anyhow::Result<Verified> {
         let _permit = self.permits.acquire().await?;
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
@@ -52,7 +56,9 @@ impl PasswordHasher {
                 .verify_password(password.as_bytes(), stored.as_str())
                 .is_ok();
             Ok(if ok && known {
-                Verified::Yes { needs_rehash: needs_rehash(&stored) }
+                Verified::Yes {
+                    needs_rehash: needs_rehash(&stored),
+                }
             } else {
                 Verified::No
             })
@@ -95,14 +101,21 @@ mod tests {
     #[test]
     fn new_hashes_are_argon2id_with_owasp_parameters() {
         let hash = hash_blocking("correct horse").expect("hash");
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(!needs_rehash(&hash));
     }
 
     #[test]
     fn weaker_parameters_need_a_rehash() {
-        assert!(needs_rehash("$argon2id$v=19$m=4096,t=3,p=1$c2FsdHNhbHQ$aGFzaA"));
-        assert!(needs_rehash("$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA"));
+        assert!(needs_rehash(
+            "$argon2id$v=19$m=4096,t=3,p=1$c2FsdHNhbHQ$aGFzaA"
+        ));
+        assert!(needs_rehash(
+            "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA"
+        ));
         assert!(needs_rehash("garbage"));
     }
 
@@ -111,10 +124,27 @@ mod tests {
         let hasher = PasswordHasher::new(2).expect("hasher");
         let hash = hasher.hash("s3cret-pass".into()).await.expect("hash");
         assert_eq!(
-            hasher.verify("s3cret-pass".into(), Some(hash.clone())).await.expect("verify"),
-            Verified::Yes { needs_rehash: false }
+            hasher
+                .verify("s3cret-pass".into(), Some(hash.clone()))
+                .await
+                .expect("verify"),
+            Verified::Yes {
+                needs_rehash: false
+            }
         );
-        assert_eq!(hasher.verify("wrong".into(), Some(hash)).await.expect("verify"), Verified::No);
-        assert_eq!(hasher.verify("anything".into(), None).await.expect("verify"), Verified::No);
+        assert_eq!(
+            hasher
+                .verify("wrong".into(), Some(hash))
+                .await
+                .expect("verify"),
+            Verified::No
+        );
+        assert_eq!(
+            hasher
+                .verify("anything".into(), None)
+                .await
+                .expect("verify"),
+            Verified::No
+        );
     }
 }

@@ -26,9 +26,13 @@ impl TokenKind {
 
     /// The kind a presented string claims to be, by its prefix.
     pub fn of(value: &str) -> Option<TokenKind> {
-        [TokenKind::Refresh, TokenKind::Personal, TokenKind::ClientSecret]
-            .into_iter()
-            .find(|kind| value.starts_with(kind.prefix()))
+        [
+            TokenKind::Refresh,
+            TokenKind::Personal,
+            TokenKind::ClientSecret,
+        ]
+        .into_iter()
+        .find(|kind| value.starts_with(kind.prefix()))
     }
 }
 
@@ -48,7 +52,11 @@ pub struct TokenHash(pub String);
 
 impl OpaqueToken {
     pub fn generate(kind: TokenKind) -> OpaqueToken {
-        OpaqueToken(format!("{}{}", kind.prefix(), b64url(&random_bytes::<32>())))
+        OpaqueToken(format!(
+            "{}{}",
+            kind.prefix(),
+            b64url(&random_bytes::<32>())
+        ))
     }
 
     /// Wraps a presented value (not checked: an unknown value simply matches no stored hash).
@@ -78,7 +86,11 @@ impl OpaqueToken {
         mac.update(b"tokend refresh successor\0");
         mac.update(self.0.as_bytes());
         let digest = mac.finalize().into_bytes();
-        OpaqueToken(format!("{}{}", TokenKind::Refresh.prefix(), b64url(&digest)))
+        OpaqueToken(format!(
+            "{}{}",
+            TokenKind::Refresh.prefix(),
+            b64url(&digest)
+        ))
     }
 }
 

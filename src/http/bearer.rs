@@ -12,9 +12,9 @@ use crate::service::Ctx;
 fn is_b64token(value: &str) -> bool {
     let body = value.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// The bearer token of a request.
@@ -24,21 +24,29 @@ pub fn token(req: &HttpRequest) -> Result<&str, ApiError> {
         return Err(ApiError::missing_bearer());
     };
     if headers.next().is_some() {
-        return Err(ApiError::malformed_bearer("more than one Authorization header"));
+        return Err(ApiError::malformed_bearer(
+            "more than one Authorization header",
+        ));
     }
     let value = value
         .to_str()
         .map_err(|_| ApiError::malformed_bearer("the Authorization header is not readable"))?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::malformed_bearer("the Authorization header must use the Bearer scheme"));
+        return Err(ApiError::malformed_bearer(
+            "the Authorization header must use the Bearer scheme",
+        ));
     }
     let token = rest.trim();
     if token.is_empty() {
-        return Err(ApiError::malformed_bearer("the Authorization header has no token"));
+        return Err(ApiError::malformed_bearer(
+            "the Authorization header has no token",
+        ));
     }
     if token.contains(char::is_whitespace) || !is_b64token(token) {
-        return Err(ApiError::malformed_bearer("the Authorization header must carry exactly one token"));
+        return Err(ApiError::malformed_bearer(
+            "the Authorization header must carry exactly one token",
+        ));
     }
     Ok(token)
 }
@@ -46,7 +54,9 @@ pub fn token(req: &HttpRequest) -> Result<&str, ApiError> {
 /// Authenticates the request's bearer token and checks it holds `scope`.
 pub async fn require(ctx: &Ctx, req: &HttpRequest, scope: &str) -> Result<Principal, ApiError> {
     let token = token(req)?;
-    let principal = validation::authenticate(ctx, token).await.map_err(ApiError::bearer)?;
+    let principal = validation::authenticate(ctx, token)
+        .await
+        .map_err(ApiError::bearer)?;
     if !principal.has_scope(scope) {
         return Err(ApiError::insufficient_scope(scope));
     }

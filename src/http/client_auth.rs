@@ -48,13 +48,15 @@ pub fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, ApiErr
     let mut headers = req.headers().get_all(header::AUTHORIZATION);
     let first = headers.next();
     if headers.next().is_some() {
-        return Err(ApiError::invalid_request("more than one Authorization header"));
+        return Err(ApiError::invalid_request(
+            "more than one Authorization header",
+        ));
     }
     match first {
         Some(value) => {
-            let value = value
-                .to_str()
-                .map_err(|_| ApiError::invalid_client("the Basic Authorization header is malformed", true))?;
+            let value = value.to_str().map_err(|_| {
+                ApiError::invalid_client("the Basic Authorization header is malformed", true)
+            })?;
             let (id, secret) = parse_basic(value)?;
             if params.get("client_secret").is_some() {
                 return Err(ApiError::invalid_request(
@@ -62,9 +64,17 @@ pub fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, ApiErr
                 ));
             }
             if params.get("client_id").is_some_and(|body_id| body_id != id) {
-                return Err(ApiError::invalid_request("client_id in the body differs from the Basic credentials"));
+                return Err(ApiError::invalid_request(
+                    "client_id in the body differs from the Basic credentials",
+                ));
             }
-            Ok(Presented { credentials: Some(ClientCredentials { client_id: id, secret: Some(secret) }), basic: true })
+            Ok(Presented {
+                credentials: Some(ClientCredentials {
+                    client_id: id,
+                    secret: Some(secret),
+                }),
+                basic: true,
+            })
         }
         None => match params.get("client_id") {
             Some(id) => Ok(Presented {
@@ -74,19 +84,31 @@ pub fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, ApiErr
                 }),
                 basic: false,
             }),
-            None if params.get("client_secret").is_some() => {
-                Err(ApiError::invalid_request("client_secret was sent without client_id"))
-            }
-            None => Ok(Presented { credentials: None, basic: false }),
+            None if params.get("client_secret").is_some() => Err(ApiError::invalid_request(
+                "client_secret was sent without client_id",
+            )),
+            None => Ok(Presented {
+                credentials: None,
+                basic: false,
+            }),
         },
     }
 }
 
 /// Authenticates the calling client (public clients by id alone).
-pub async fn authenticate(ctx: &Ctx, req: &HttpRequest, params: &Params) -> Result<ClientInfo, ApiError> {
+pub async fn authenticate(
+    ctx: &Ctx,
+    req: &HttpRequest,
+    params: &Params,
+) -> Result<ClientInfo, ApiError> {
     let Presented { credentials, basic } = presented(req, params)?;
     let credentials = credentials.ok_or_else(|| {
-        ApiError::invalid_client("client authentication is required (Basic, or client_id in the body)", false)
+        ApiError::invalid_client(
+            "client authentication is required (Basic, or client_id in the body)",
+            false,
+        )
     })?;
-    clients::authenticate(ctx, credentials).await.map_err(|e| ApiError::oauth(e, basic))
+    clients::authenticate(ctx, credentials)
+        .await
+        .map_err(|e| ApiError::oauth(e, basic))
 }

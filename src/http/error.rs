@@ -19,10 +19,24 @@ struct Body<'a> {
 #[derive(Debug)]
 pub enum ApiError {
     /// Token, revocation and introspection endpoints.
-    OAuth { status: StatusCode, error: &'static str, description: String, basic_challenge: bool },
+    OAuth {
+        status: StatusCode,
+        error: &'static str,
+        description: String,
+        basic_challenge: bool,
+    },
     /// Bearer-protected endpoints. `error: None` is "no credentials" (no error code in the challenge).
-    Bearer { status: StatusCode, error: Option<&'static str>, description: String, scope: Option<String> },
-    Plain { status: StatusCode, error: &'static str, description: String },
+    Bearer {
+        status: StatusCode,
+        error: Option<&'static str>,
+        description: String,
+        scope: Option<String>,
+    },
+    Plain {
+        status: StatusCode,
+        error: &'static str,
+        description: String,
+    },
     Unavailable,
     Internal,
 }
@@ -30,10 +44,17 @@ pub enum ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ApiError::OAuth { error, description, .. } | ApiError::Plain { error, description, .. } => {
+            ApiError::OAuth {
+                error, description, ..
+            }
+            | ApiError::Plain {
+                error, description, ..
+            } => {
                 write!(f, "{error}: {description}")
             }
-            ApiError::Bearer { error, description, .. } => write!(f, "{}: {description}", error.unwrap_or("unauthorized")),
+            ApiError::Bearer {
+                error, description, ..
+            } => write!(f, "{}: {description}", error.unwrap_or("unauthorized")),
             ApiError::Unavailable => f.write_str("temporarily_unavailable"),
             ApiError::Internal => f.write_str("server_error"),
         }
@@ -59,8 +80,16 @@ impl ApiError {
         }
     }
 
-    pub fn plain(status: StatusCode, error: &'static str, description: impl Into<String>) -> ApiError {
-        ApiError::Plain { status, error, description: description.into() }
+    pub fn plain(
+        status: StatusCode,
+        error: &'static str,
+        description: impl Into<String>,
+    ) -> ApiError {
+        ApiError::Plain {
+            status,
+            error,
+            description: description.into(),
+        }
     }
 
     /// Maps a service error at the token, revocation and introspection endpoints.
@@ -69,12 +98,21 @@ impl ApiError {
             ServiceError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),
             ServiceError::InvalidClient(d) => return ApiError::invalid_client(d, basic_tried),
             ServiceError::InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", d),
-            ServiceError::UnauthorizedClient(d) => (StatusCode::BAD_REQUEST, "unauthorized_client", d),
-            ServiceError::UnsupportedGrantType(d) => (StatusCode::BAD_REQUEST, "unsupported_grant_type", d),
+            ServiceError::UnauthorizedClient(d) => {
+                (StatusCode::BAD_REQUEST, "unauthorized_client", d)
+            }
+            ServiceError::UnsupportedGrantType(d) => {
+                (StatusCode::BAD_REQUEST, "unsupported_grant_type", d)
+            }
             ServiceError::InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", d),
             other => return ApiError::from(other),
         };
-        ApiError::OAuth { status, error, description, basic_challenge: false }
+        ApiError::OAuth {
+            status,
+            error,
+            description,
+            basic_challenge: false,
+        }
     }
 
     /// Maps a service error at a bearer-protected endpoint.
@@ -94,7 +132,8 @@ impl ApiError {
         ApiError::Bearer {
             status: StatusCode::UNAUTHORIZED,
             error: None,
-            description: "this endpoint needs a bearer token in the Authorization header".to_owned(),
+            description: "this endpoint needs a bearer token in the Authorization header"
+                .to_owned(),
             scope: None,
         }
     }
@@ -121,7 +160,9 @@ impl ApiError {
 impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> ApiError {
         match err {
-            ServiceError::InvalidRequest(d) => ApiError::plain(StatusCode::BAD_REQUEST, "invalid_request", d),
+            ServiceError::InvalidRequest(d) => {
+                ApiError::plain(StatusCode::BAD_REQUEST, "invalid_request", d)
+            }
             ServiceError::NotFound(d) => ApiError::plain(StatusCode::NOT_FOUND, "not_found", d),
             ServiceError::Conflict(d) => ApiError::plain(StatusCode::CONFLICT, "conflict", d),
             ServiceError::Forbidden(d) => ApiError::plain(StatusCode::FORBIDDEN, "forbidden", d),
@@ -152,13 +193,18 @@ impl From<ServiceError> for ApiError {
 /// A header value with quotes and control characters removed (descriptions are ours, but never
 /// trust a string inside a quoted header parameter).
 fn quoted(value: &str) -> String {
-    value.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect()
+    value
+        .chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::OAuth { status, .. } | ApiError::Bearer { status, .. } | ApiError::Plain { status, .. } => *status,
+            ApiError::OAuth { status, .. }
+            | ApiError::Bearer { status, .. }
+            | ApiError::Plain { status, .. } => *status,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -169,13 +215,26 @@ impl ResponseError for ApiError {
         response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         response.insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
         let (error, description): (&str, &str) = match self {
-            ApiError::OAuth { error, description, basic_challenge, .. } => {
+            ApiError::OAuth {
+                error,
+                description,
+                basic_challenge,
+                ..
+            } => {
                 if *basic_challenge {
-                    response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tokend\"")));
+                    response.insert_header((
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"tokend\""),
+                    ));
                 }
                 (error, description)
             }
-            ApiError::Bearer { error, description, scope, .. } => {
+            ApiError::Bearer {
+                error,
+                description,
+                scope,
+                ..
+            } => {
                 let challenge = match (error, scope) {
                     (None, _) => "Bearer realm=\"tokend\"".to_owned(),
                     (Some(code), None) => format!(
@@ -193,13 +252,21 @@ impl ResponseError for ApiError {
                 }
                 (error.unwrap_or("unauthorized"), description)
             }
-            ApiError::Plain { error, description, .. } => (error, description),
+            ApiError::Plain {
+                error, description, ..
+            } => (error, description),
             ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
-                ("temporarily_unavailable", "the service cannot reach its database; try again shortly")
+                (
+                    "temporarily_unavailable",
+                    "the service cannot reach its database; try again shortly",
+                )
             }
             ApiError::Internal => ("server_error", "the server failed to handle the request"),
         };
-        response.json(Body { error, error_description: description })
+        response.json(Body {
+            error,
+            error_description: description,
+        })
     }
 }

@@ -12,7 +12,10 @@ pub async fn healthz() -> HttpResponse {
 
 pub async fn readyz(ctx: web::Data<Ctx>) -> Result<HttpResponse, ApiError> {
     let pool = ctx.pool.clone();
-    let ok = tokio::task::spawn_blocking(move || pool.ping()).await.map(|r| r.is_ok()).unwrap_or(false);
+    let ok = tokio::task::spawn_blocking(move || pool.ping())
+        .await
+        .map(|r| r.is_ok())
+        .unwrap_or(false);
     if ok {
         Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
     } else {

@@ -29,17 +29,25 @@ pub fn meta(req: &HttpRequest) -> RequestMeta {
 }
 
 async fn not_found() -> HttpResponse {
-    actix_web::ResponseError::error_response(&ApiError::plain(StatusCode::NOT_FOUND, "not_found", "no such endpoint"))
+    actix_web::ResponseError::error_response(&ApiError::plain(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint",
+    ))
 }
 
-fn method_not_allowed(allow: &'static str) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone {
+fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone {
     move || {
         let mut response = actix_web::ResponseError::error_response(&ApiError::plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request",
             format!("this endpoint answers {allow} only"),
         ));
-        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
         std::future::ready(response)
     }
 }
@@ -76,7 +84,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(account::me))
             .default_service(web::to(method_not_allowed("GET"))),
     )
-    .service(web::resource("/healthz").route(web::get().to(health::healthz)))
-    .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+    .service(
+        web::resource("/healthz")
+            .route(web::get().to(health::healthz))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(health::readyz))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
     .default_service(web::to(not_found));
 }

@@ -18,11 +18,18 @@ fn no_store(mut response: HttpResponse) -> HttpResponse {
 fn requested_scope(params: &params::Params) -> Result<Option<ScopeSet>, ApiError> {
     params
         .get("scope")
-        .map(|s| ScopeSet::parse(s).map_err(|e| ApiError::oauth(crate::service::ServiceError::InvalidScope(e), false)))
+        .map(|s| {
+            ScopeSet::parse(s)
+                .map_err(|e| ApiError::oauth(crate::service::ServiceError::InvalidScope(e), false))
+        })
         .transpose()
 }
 
-pub async fn token(ctx: web::Data<Ctx>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+pub async fn token(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let params = params::read(&req, payload).await?;
     let grant_type = params.require("grant_type")?.to_owned();
     let client = client_auth::authenticate(&ctx, &req, &params).await?;
@@ -57,7 +64,11 @@ pub async fn token(ctx: web::Data<Ctx>, req: HttpRequest, payload: web::Payload)
     Ok(no_store(HttpResponse::Ok().json(response)))
 }
 
-pub async fn revoke(ctx: web::Data<Ctx>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+pub async fn revoke(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let params = params::read(&req, payload).await?;
     let client = client_auth::authenticate(&ctx, &req, &params).await?;
     let token = params.require("token")?;
@@ -68,13 +79,22 @@ pub async fn revoke(ctx: web::Data<Ctx>, req: HttpRequest, payload: web::Payload
     Ok(no_store(HttpResponse::Ok().finish()))
 }
 
-pub async fn introspect(ctx: web::Data<Ctx>, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+pub async fn introspect(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let params = params::read(&req, payload).await?;
     let client = client_auth::authenticate(&ctx, &req, &params).await?;
     if client.public {
-        return Err(ApiError::invalid_client("introspection is for confidential clients", false));
+        return Err(ApiError::invalid_client(
+            "introspection is for confidential clients",
+            false,
+        ));
     }
     let token = params.require("token")?;
-    let answer = introspection::introspect(&ctx, token).await.map_err(|e| ApiError::oauth(e, false))?;
+    let answer = introspection::introspect(&ctx, token)
+        .await
+        .map_err(|e| ApiError::oauth(e, false))?;
     Ok(no_store(HttpResponse::Ok().json(answer)))
 }

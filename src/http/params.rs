@@ -33,7 +33,10 @@ pub struct Params(HashMap<String, String>);
 impl Params {
     /// A parameter's value; an empty value counts as absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn require(&self, name: &str) -> Result<&str, ApiError> {
@@ -43,12 +46,17 @@ impl Params {
 
     fn from_pairs(pairs: Vec<(String, String)>) -> Result<Params, ApiError> {
         if pairs.len() > MAX_FIELDS {
-            return Err(ApiError::invalid_request(format!("more than {MAX_FIELDS} parameters")));
+            return Err(ApiError::invalid_request(format!(
+                "more than {MAX_FIELDS} parameters"
+            )));
         }
         let mut map = HashMap::with_capacity(pairs.len());
         for (k, v) in pairs {
             if map.contains_key(&k) {
-                return Err(ApiError::invalid_request(format!("the {} parameter is repeated", printable(&k))));
+                return Err(ApiError::invalid_request(format!(
+                    "the {} parameter is repeated",
+                    printable(&k)
+                )));
             }
             map.insert(k, v);
         }
@@ -82,7 +90,8 @@ pub fn refuse_secrets_in_query(req: &HttpRequest) -> Result<(), ApiError> {
 pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::invalid_request("the request body could not be read"))?;
+        let chunk =
+            chunk.map_err(|_| ApiError::invalid_request("the request body could not be read"))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::plain(
                 actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -139,7 +148,10 @@ pub async fn read(req: &HttpRequest, payload: web::Payload) -> Result<Params, Ap
 }
 
 fn decode_component(raw: &[u8]) -> Result<String, ApiError> {
-    let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+    let plus_as_space: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
     percent_encoding::percent_decode(&plus_as_space)
         .decode_utf8()
         .map(|s| s.into_owned())
@@ -155,7 +167,9 @@ pub fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
         };
         pairs.push((decode_component(name)?, decode_component(value)?));
         if pairs.len() > MAX_FIELDS {
-            return Err(ApiError::invalid_request(format!("more than {MAX_FIELDS} parameters")));
+            return Err(ApiError::invalid_request(format!(
+                "more than {MAX_FIELDS} parameters"
+            )));
         }
     }
     Ok(pairs)
@@ -188,8 +202,9 @@ impl<'de> serde::Deserialize<'de> for Members {
 }
 
 pub fn parse_json(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
-    let members: Members = serde_json::from_slice(body)
-        .map_err(|_| ApiError::invalid_request("the request body is not a JSON object of string parameters"))?;
+    let members: Members = serde_json::from_slice(body).map_err(|_| {
+        ApiError::invalid_request("the request body is not a JSON object of string parameters")
+    })?;
     let mut pairs = Vec::with_capacity(members.0.len());
     for (name, value) in members.0 {
         let value = match value {
@@ -223,7 +238,10 @@ mod tests {
                 ("d".into(), "".into())
             ]
         );
-        assert!(parse_form(b"a=%ff%fe").is_err(), "broken UTF-8 in an escape");
+        assert!(
+            parse_form(b"a=%ff%fe").is_err(),
+            "broken UTF-8 in an escape"
+        );
         assert!(parse_form(b"a=\xff").is_err(), "broken UTF-8 raw");
     }
 
@@ -238,7 +256,8 @@ mod tests {
         assert!(parse_json(br#"{"a":1}"#).is_err());
         assert!(parse_json(br#"["a"]"#).is_err());
         assert!(parse_json(b"{").is_err());
-        let params = Params::from_pairs(parse_json(br#"{"a":"x","b":null}"#).expect("parse")).expect("params");
+        let params = Params::from_pairs(parse_json(br#"{"a":"x","b":null}"#).expect("parse"))
+            .expect("params");
         assert_eq!(params.get("a"), Some("x"));
         assert_eq!(params.get("b"), None);
     }

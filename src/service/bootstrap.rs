@@ -30,11 +30,24 @@ impl std::fmt::Debug for Bootstrapped {
     }
 }
 
-/// Opens the database and migrates it; loads keys and secrets. Everything `serve` and the CLI need.
-pub fn open(config: Config) -> anyhow::Result<Ctx> {
+/// What a process opens the database for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A server: makes sure an active signing key of the configured algorithm exists, and loads it.
+    Serve,
+    /// An admin command: never creates or rotates a key implicitly (an operator's shell may be
+    /// configured with another `TOKEND_SIGNING_ALG` than the servers), and does not sign.
+    Admin,
+}
+
+/// Opens the database and migrates it; loads the server secrets, and for `serve` the signing keys.
+pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
     let pool = Pool::new(
         &config.database_url,
-        &PoolOptions { max_size: config.db_pool_size, connect_timeout: config.db_timeout },
+        &PoolOptions {
+            max_size: config.db_pool_size,
+            connect_timeout: config.db_timeout,
+        },
     )?;
     let applied = pool.migrate()?;
     if !applied.is_empty() {
@@ -42,12 +55,24 @@ pub fn open(config: Config) -> anyhow::Result<Ctx> {
     }
     let mut conn = pool.get().context("connecting to the database")?;
     let successor_key = conn
-        .write(|conn| store::keys::secret_get_or_insert(conn, SUCCESSOR_KEY, &b64url(&random_bytes::<32>()), store::now()))
+        .write(|conn| {
+            store::keys::secret_get_or_insert(
+                conn,
+                SUCCESSOR_KEY,
+                &b64url(&random_bytes::<32>()),
+                store::now(),
+            )
+        })
         .context("loading the server secrets")?;
     let keys = KeyManager::new(config.key_encryption_key.clone(), config.access_token_ttl);
-    keys.ensure_active(&mut conn, config.signing_alg).context("loading the signing keys")?;
+    if purpose == Purpose::Serve {
+        keys.ensure_active(&mut conn, config.signing_alg)
+            .context("loading the signing keys")?;
+    }
     drop(conn);
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     Ok(Ctx {
         pool,
         config: Arc::new(config),
@@ -89,7 +114,9 @@ pub fn seed(ctx: &Ctx) -> anyhow::Result<Option<Bootstrapped>> {
         }
         Ok(true)
     })?;
-    Ok(created.then(|| Bootstrapped { generated_admin_password: generated.then_some(admin_password) }))
+    Ok(created.then(|| Bootstrapped {
+        generated_admin_password: generated.then_some(admin_password),
+    }))
 }
 
 fn to_store(err: ServiceError) -> store::StoreError {

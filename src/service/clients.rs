@@ -11,7 +11,12 @@ use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::store::models::Client;
 use crate::store::{self, Conn};
 
-pub const GRANT_TYPES: &[&str] = &["authorization_code", "client_credentials", "password", "refresh_token"];
+pub const GRANT_TYPES: &[&str] = &[
+    "authorization_code",
+    "client_credentials",
+    "password",
+    "refresh_token",
+];
 
 /// A registered client, with its lists parsed.
 #[derive(Debug, Clone, Serialize)]
@@ -28,7 +33,11 @@ pub struct ClientInfo {
 }
 
 fn split(value: &str) -> Vec<String> {
-    value.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    value
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl ClientInfo {
@@ -51,7 +60,7 @@ impl ClientInfo {
     }
 
     pub fn scope_set(&self) -> ScopeSet {
-        ScopeSet::from_iter(self.scopes.iter().cloned())
+        ScopeSet::from_names(self.scopes.iter().cloned())
     }
 }
 
@@ -120,8 +129,14 @@ pub struct CreatedClient {
 
 fn check_list(what: &str, items: &[String], valid: impl Fn(&str) -> bool) -> Result<()> {
     for item in items {
-        if item.is_empty() || item.len() > 2000 || item.chars().any(char::is_whitespace) || !valid(item) {
-            return Err(ServiceError::InvalidRequest(format!("{what}: {item:?} is not valid")));
+        if item.is_empty()
+            || item.len() > 2000
+            || item.chars().any(char::is_whitespace)
+            || !valid(item)
+        {
+            return Err(ServiceError::InvalidRequest(format!(
+                "{what}: {item:?} is not valid"
+            )));
         }
     }
     Ok(())
@@ -131,7 +146,9 @@ fn is_absolute_uri(value: &str) -> bool {
     match value.split_once("://") {
         Some((scheme, rest)) => {
             !scheme.is_empty()
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
                 && !rest.is_empty()
                 && !value.contains('#')
         }
@@ -142,7 +159,9 @@ fn is_absolute_uri(value: &str) -> bool {
 fn is_origin(value: &str) -> bool {
     match value.split_once("://") {
         Some((scheme, host)) => {
-            (scheme == "http" || scheme == "https") && !host.is_empty() && !host.contains(['/', '?', '#'])
+            (scheme == "http" || scheme == "https")
+                && !host.is_empty()
+                && !host.contains(['/', '?', '#'])
         }
         None => false,
     }
@@ -152,9 +171,13 @@ fn is_origin(value: &str) -> bool {
 pub fn create(conn: &mut Conn, new: NewClient) -> Result<CreatedClient> {
     let name = new.name.trim();
     if name.is_empty() || name.len() > 200 {
-        return Err(ServiceError::InvalidRequest("name: 1 to 200 characters".to_owned()));
+        return Err(ServiceError::InvalidRequest(
+            "name: 1 to 200 characters".to_owned(),
+        ));
     }
-    check_list("grant_types", &new.grant_types, |g| GRANT_TYPES.contains(&g))?;
+    check_list("grant_types", &new.grant_types, |g| {
+        GRANT_TYPES.contains(&g)
+    })?;
     if new.grant_types.is_empty() {
         return Err(ServiceError::InvalidRequest(format!(
             "grant_types: at least one of {}",
@@ -172,13 +195,21 @@ pub fn create(conn: &mut Conn, new: NewClient) -> Result<CreatedClient> {
             "redirect_uris: the authorization_code grant needs at least one".to_owned(),
         ));
     }
-    let scopes = ScopeSet::parse(&new.scopes.join(" ")).map_err(|e| ServiceError::InvalidRequest(format!("scopes: {e}")))?;
+    let scopes = ScopeSet::parse(&new.scopes.join(" "))
+        .map_err(|e| ServiceError::InvalidRequest(format!("scopes: {e}")))?;
     check_list("allowed_origins", &new.allowed_origins, is_origin)?;
     check_list("audiences", &new.audiences, |_| true)?;
     let client_id = match new.client_id {
         Some(id) => {
-            if id.is_empty() || id.len() > 100 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(ServiceError::InvalidRequest(format!("client_id: {id:?} is not valid")));
+            if id.is_empty()
+                || id.len() > 100
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(ServiceError::InvalidRequest(format!(
+                    "client_id: {id:?} is not valid"
+                )));
             }
             id
         }
@@ -200,15 +231,24 @@ pub fn create(conn: &mut Conn, new: NewClient) -> Result<CreatedClient> {
     };
     match store::clients::insert(conn, &row) {
         Err(store::StoreError::Conflict) => {
-            return Err(ServiceError::Conflict(format!("client {} already exists", row.id)))
+            return Err(ServiceError::Conflict(format!(
+                "client {} already exists",
+                row.id
+            )))
         }
         other => other?,
     }
-    Ok(CreatedClient { client: ClientInfo::from_row(&row), client_secret: secret.map(OpaqueToken::into_inner) })
+    Ok(CreatedClient {
+        client: ClientInfo::from_row(&row),
+        client_secret: secret.map(OpaqueToken::into_inner),
+    })
 }
 
 pub async fn list(ctx: &Ctx) -> Result<Vec<ClientInfo>> {
-    let rows = ctx.pool.run(|conn| store::clients::list(conn).map_err(ServiceError::from)).await?;
+    let rows = ctx
+        .pool
+        .run(|conn| store::clients::list(conn).map_err(ServiceError::from))
+        .await?;
     Ok(rows.iter().map(ClientInfo::from_row).collect())
 }
 

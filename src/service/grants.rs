@@ -34,7 +34,9 @@ pub struct TokenResponse {
 
 impl std::fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenResponse").field("scope", &self.scope).finish_non_exhaustive()
+        f.debug_struct("TokenResponse")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
     }
 }
 
@@ -62,7 +64,10 @@ fn issue_access_token(
     aud.extend(client.audiences.iter().filter(|a| **a != issuer).cloned());
     let claims = AccessClaims {
         iss: issuer,
-        sub: session.user_id.clone().unwrap_or_else(|| client.client_id.clone()),
+        sub: session
+            .user_id
+            .clone()
+            .unwrap_or_else(|| client.client_id.clone()),
         aud,
         exp: expires_at.and_utc().timestamp(),
         iat: now.and_utc().timestamp(),
@@ -111,6 +116,35 @@ fn refresh_row(
     }
 }
 
+/// Records a failed sign-in and returns the error the caller answers with. The answer is the same
+/// whatever the reason, so unknown users and wrong passwords cannot be told apart.
+async fn signin_failure(
+    ctx: &Ctx,
+    user_id: Option<String>,
+    reason: &'static str,
+    client: &ClientInfo,
+    meta: RequestMeta,
+) -> ServiceError {
+    let client_id = client.client_id.clone();
+    let recorded = ctx
+        .pool
+        .run(move |conn| {
+            let event = Event {
+                kind: "signin_failure",
+                reason: Some(reason),
+                user_id: user_id.as_deref(),
+                client_id: Some(&client_id),
+                ..Default::default()
+            };
+            audit::record(conn, event, &meta).map_err(ServiceError::from)
+        })
+        .await;
+    match recorded {
+        Ok(()) => ServiceError::InvalidGrant(BAD_CREDENTIALS.to_owned()),
+        Err(err) => err,
+    }
+}
+
 /// The password grant (RFC 6749 §4.3): first-party clients that list it only.
 pub async fn password(
     ctx: &Ctx,
@@ -122,43 +156,35 @@ pub async fn password(
     meta: RequestMeta,
 ) -> Result<TokenResponse> {
     if !client.allows_grant("password") {
-        return Err(ServiceError::UnauthorizedClient("this client may not use the password grant".to_owned()));
+        return Err(ServiceError::UnauthorizedClient(
+            "this client may not use the password grant".to_owned(),
+        ));
     }
     if password.chars().count() > MAX_PASSWORD_LEN || username.len() > 256 {
-        return Err(ServiceError::InvalidGrant(BAD_CREDENTIALS.to_owned()));
+        // Refused before Argon2 ever sees it (SECURITY.md 24), and still audited.
+        return Err(signin_failure(ctx, None, "credentials_too_long", &client, meta).await);
     }
     let lookup = username.clone();
     let user = ctx
         .pool
         .run(move |conn| store::users::find_by_username(conn, &lookup).map_err(ServiceError::from))
         .await?;
-    let verified = ctx.hasher.verify(password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let verified = ctx
+        .hasher
+        .verify(
+            password.clone(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
     let failure = match (&user, verified) {
         (None, _) => Some("unknown_user"),
         (Some(_), Verified::No) => Some("bad_password"),
         (Some(u), Verified::Yes { .. }) if u.disabled_at.is_some() => Some("user_disabled"),
         _ => None,
     };
-    let client_id = client.client_id.clone();
     if let Some(reason) = failure {
         let user_id = user.as_ref().map(|u| u.id.clone());
-        ctx.pool
-            .run(move |conn| {
-                audit::record(
-                    conn,
-                    Event {
-                        kind: "signin_failure",
-                        reason: Some(reason),
-                        user_id: user_id.as_deref(),
-                        client_id: Some(&client_id),
-                        ..Default::default()
-                    },
-                    &meta,
-                )
-                .map_err(ServiceError::from)
-            })
-            .await?;
-        return Err(ServiceError::InvalidGrant(BAD_CREDENTIALS.to_owned()));
+        return Err(signin_failure(ctx, user_id, reason, &client, meta).await);
     }
     let Some(user) = user else {
         return Err(ServiceError::InvalidGrant(BAD_CREDENTIALS.to_owned()));
@@ -189,7 +215,10 @@ pub async fn password(
                     kind: KIND_PASSWORD.to_owned(),
                     scope: granted.to_string(),
                     device_name,
-                    user_agent: meta.user_agent.as_ref().map(|ua| ua.chars().take(500).collect()),
+                    user_agent: meta
+                        .user_agent
+                        .as_ref()
+                        .map(|ua| ua.chars().take(500).collect()),
                     ip: meta.ip.clone(),
                     created_at: now,
                     last_used_at: now,
@@ -201,7 +230,10 @@ pub async fn password(
                 let (access_token, jti, expires_in) =
                     issue_access_token(conn, &ctx2, &key, &session, &client, &granted, now)?;
                 let refresh = OpaqueToken::generate(TokenKind::Refresh);
-                store::tokens::insert_refresh_token(conn, &refresh_row(&ctx2, &refresh, &session, &jti, None, now))?;
+                store::tokens::insert_refresh_token(
+                    conn,
+                    &refresh_row(&ctx2, &refresh, &session, &jti, None, now),
+                )?;
                 audit::record(
                     conn,
                     Event {
@@ -260,7 +292,10 @@ pub async fn client_credentials(
                     kind: KIND_CLIENT_CREDENTIALS.to_owned(),
                     scope: granted.to_string(),
                     device_name: None,
-                    user_agent: meta.user_agent.as_ref().map(|ua| ua.chars().take(500).collect()),
+                    user_agent: meta
+                        .user_agent
+                        .as_ref()
+                        .map(|ua| ua.chars().take(500).collect()),
                     ip: meta.ip.clone(),
                     created_at: now,
                     last_used_at: now,
@@ -316,8 +351,18 @@ pub async fn refresh(
     let outcome = ctx
         .pool
         .run(move |conn| {
-            conn.write(|conn| refresh_in_tx(conn, &ctx2, &key, &client, &presented, requested.as_ref(), &meta))
-                .map_err(ServiceError::from)
+            conn.write(|conn| {
+                refresh_in_tx(
+                    conn,
+                    &ctx2,
+                    &key,
+                    &client,
+                    &presented,
+                    requested.as_ref(),
+                    &meta,
+                )
+            })
+            .map_err(ServiceError::from)
         })
         .await?;
     match outcome {
@@ -338,7 +383,11 @@ fn refresh_in_tx(
 ) -> store::Result<Refreshed> {
     let presented = OpaqueToken::from_presented(presented);
     let hash = presented.hash();
-    let refused = || Ok(Refreshed::Refused(ServiceError::InvalidGrant(BAD_REFRESH.to_owned())));
+    let refused = || {
+        Ok(Refreshed::Refused(ServiceError::InvalidGrant(
+            BAD_REFRESH.to_owned(),
+        )))
+    };
     // Two passes at most: on PostgreSQL a concurrent refresh can win the conditional update after
     // we read the row; the second pass then sees it used and takes the reuse / grace path.
     for _ in 0..2 {
@@ -353,7 +402,9 @@ fn refresh_in_tx(
             return refused();
         }
         if let Some(used_at) = token.used_at {
-            return replayed(conn, ctx, key, client, &presented, &token, &session, used_at, meta);
+            return replayed(
+                conn, ctx, key, client, &presented, &token, &session, used_at, meta,
+            );
         }
         if token.expires_at <= now {
             return refused();
@@ -366,7 +417,8 @@ fn refresh_in_tx(
         if store::tokens::claim_refresh(conn, &token.id, now)? == 0 {
             continue;
         }
-        let (access_token, jti, expires_in) = issue_access_token(conn, ctx, key, &session, client, &granted, now)?;
+        let (access_token, jti, expires_in) =
+            issue_access_token(conn, ctx, key, &session, client, &granted, now)?;
         let successor = presented.successor(&ctx.successor_key);
         store::tokens::insert_refresh_token(
             conn,
@@ -409,7 +461,8 @@ fn replayed(
                 && child.expires_at > now;
             if child_live {
                 let scope = ScopeSet::from_stored(&session.scope);
-                let (access_token, _, expires_in) = issue_access_token(conn, ctx, key, session, client, &scope, now)?;
+                let (access_token, _, expires_in) =
+                    issue_access_token(conn, ctx, key, session, client, &scope, now)?;
                 return Ok(Refreshed::Issued(TokenResponse {
                     access_token,
                     token_type: "Bearer",

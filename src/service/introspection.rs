@@ -31,7 +31,10 @@ pub struct Details {
     pub sid: String,
 }
 
-const INACTIVE: Introspection = Introspection { active: false, details: None };
+const INACTIVE: Introspection = Introspection {
+    active: false,
+    details: None,
+};
 
 pub async fn introspect(ctx: &Ctx, token: &str) -> Result<Introspection> {
     match TokenKind::of(token) {
@@ -39,20 +42,20 @@ pub async fn introspect(ctx: &Ctx, token: &str) -> Result<Introspection> {
         Some(_) => Ok(INACTIVE),
         None => match super::validation::validate(ctx, token).await {
             Ok((principal, claims)) => Ok(Introspection {
-                    active: true,
-                    details: Some(Details {
-                        scope: claims.scope,
-                        client_id: claims.client_id,
-                        username: principal.username,
-                        sub: claims.sub,
-                        token_type: "Bearer",
-                        token_use: "access_token",
-                        exp: claims.exp,
-                        iat: claims.iat,
-                        nbf: claims.nbf,
-                        aud: claims.aud,
-                        iss: claims.iss,
-                        jti: claims.jti,
+                active: true,
+                details: Some(Details {
+                    scope: claims.scope,
+                    client_id: claims.client_id,
+                    username: principal.username,
+                    sub: claims.sub,
+                    token_type: "Bearer",
+                    token_use: "access_token",
+                    exp: claims.exp,
+                    iat: claims.iat,
+                    nbf: claims.nbf,
+                    aud: claims.aud,
+                    iss: claims.iss,
+                    jti: claims.jti,
                     sid: claims.sid,
                 }),
             }),
@@ -71,13 +74,17 @@ async fn introspect_refresh(ctx: &Ctx, token: &str) -> Result<Introspection> {
                 return Ok(None);
             };
             let username = match &session.user_id {
-                Some(id) => store::users::find_by_id(conn, id)?.filter(|u| u.disabled_at.is_none()).map(|u| u.username),
+                Some(id) => store::users::find_by_id(conn, id)?
+                    .filter(|u| u.disabled_at.is_none())
+                    .map(|u| u.username),
                 None => None,
             };
             Ok::<_, ServiceError>(Some((token, session, username)))
         })
         .await?;
-    let Some((token, session, username)) = found else { return Ok(INACTIVE) };
+    let Some((token, session, username)) = found else {
+        return Ok(INACTIVE);
+    };
     let now = store::now();
     let live = token.used_at.is_none()
         && token.revoked_at.is_none()

@@ -69,6 +69,15 @@ impl KeyManager {
     }
 
     fn insert_new(&self, conn: &mut Conn, alg: SigningAlg) -> store::Result<String> {
+        let encrypted_exist = store::keys::all(conn)?
+            .iter()
+            .any(|k| k.private_key.starts_with("enc:"));
+        if self.kek.is_none() && encrypted_exist {
+            return Err(anyhow::anyhow!(
+                "the signing keys are encrypted at rest: set TOKEND_KEY_ENCRYPTION_KEY before making a new one"
+            )
+            .into());
+        }
         let generated = keys::generate(alg)?;
         let private_key = match &self.kek {
             Some(kek) => kek.seal(&generated.kid, &generated.private_pem)?,
@@ -105,7 +114,10 @@ impl KeyManager {
                 let pem = keys::unseal(self.kek.as_ref(), &row.kid, &row.private_key)?;
                 set.signing = Some(Arc::new(SigningKey::from_pem(&row.kid, alg, &pem)?));
             }
-            set.verifying.insert(row.kid.clone(), Arc::new(VerifyingKey::from_jwk_json(&row.kid, alg, &row.public_jwk)?));
+            set.verifying.insert(
+                row.kid.clone(),
+                Arc::new(VerifyingKey::from_jwk_json(&row.kid, alg, &row.public_jwk)?),
+            );
         }
         if set.signing.is_none() {
             anyhow::bail!("no active signing key in the database");
@@ -117,7 +129,8 @@ impl KeyManager {
     /// Reloads on the blocking pool.
     pub async fn reload(self: &Arc<Self>, pool: &Pool) -> Result<()> {
         let this = self.clone();
-        pool.run(move |conn| this.load(conn).map_err(ServiceError::Unexpected)).await
+        pool.run(move |conn| this.load(conn).map_err(ServiceError::Unexpected))
+            .await
     }
 
     /// Reloads for a token naming an unknown `kid`, unless a forced reload ran within the last second.

@@ -61,7 +61,15 @@ pub fn revoke_in_tx(
     meta: &RequestMeta,
 ) -> store::Result<Counts> {
     let counts = store::revocation::revoke(conn, scope, reason.as_str(), store::now())?;
-    audit::record(conn, Event { kind, reason: Some(reason.as_str()), ..subject }, meta)?;
+    audit::record(
+        conn,
+        Event {
+            kind,
+            reason: Some(reason.as_str()),
+            ..subject
+        },
+        meta,
+    )?;
     Ok(counts)
 }
 
@@ -81,13 +89,21 @@ pub fn revoke(
 enum Found {
     Nothing,
     OtherClient,
-    Session { session_id: String, user_id: Option<String> },
+    Session {
+        session_id: String,
+        user_id: Option<String>,
+    },
 }
 
 /// RFC 7009 revocation of a token presented by `client`: an access token or a refresh token (found
 /// by its shape, whatever the hint says). Unknown, expired, malformed and already revoked tokens
 /// are fine (nothing to do); a token of another client is refused and nothing changes.
-pub async fn revoke_presented(ctx: &Ctx, client: &ClientInfo, token: &str, meta: &RequestMeta) -> Result<()> {
+pub async fn revoke_presented(
+    ctx: &Ctx,
+    client: &ClientInfo,
+    token: &str,
+    meta: &RequestMeta,
+) -> Result<()> {
     match TokenKind::of(token) {
         Some(TokenKind::Refresh) => {
             let hash = OpaqueToken::from_presented(token).hash();
@@ -98,8 +114,14 @@ pub async fn revoke_presented(ctx: &Ctx, client: &ClientInfo, token: &str, meta:
                     conn.write(|conn| {
                         let found = match store::tokens::find_refresh_by_hash(conn, &hash.0)? {
                             None => Found::Nothing,
-                            Some((_, session)) if session.client_id != client_id => Found::OtherClient,
-                            Some((_, session)) => Found::Session { session_id: session.id, user_id: session.user_id },
+                            Some((_, session)) if session.client_id != client_id => {
+                                Found::OtherClient
+                            }
+                            Some((_, session)) if session.revoked_at.is_some() => Found::Nothing,
+                            Some((_, session)) => Found::Session {
+                                session_id: session.id,
+                                user_id: session.user_id,
+                            },
                         };
                         end_found(conn, &found, Reason::RefreshTokenRevoked, &client_id, &meta)?;
                         Ok(found)
@@ -121,8 +143,14 @@ pub async fn revoke_presented(ctx: &Ctx, client: &ClientInfo, token: &str, meta:
                     conn.write(|conn| {
                         let found = match store::tokens::find_access_context(conn, &claims.jti)? {
                             None => Found::Nothing,
-                            Some((_, session, _)) if session.client_id != client_id => Found::OtherClient,
-                            Some((_, session, _)) => Found::Session { session_id: session.id, user_id: session.user_id },
+                            Some((_, session, _)) if session.client_id != client_id => {
+                                Found::OtherClient
+                            }
+                            Some((_, session, _)) if session.revoked_at.is_some() => Found::Nothing,
+                            Some((_, session, _)) => Found::Session {
+                                session_id: session.id,
+                                user_id: session.user_id,
+                            },
                         };
                         end_found(conn, &found, Reason::AccessTokenRevoked, &client_id, &meta)?;
                         Ok(found)
@@ -135,8 +163,18 @@ pub async fn revoke_presented(ctx: &Ctx, client: &ClientInfo, token: &str, meta:
     }
 }
 
-fn end_found(conn: &mut Conn, found: &Found, reason: Reason, client_id: &str, meta: &RequestMeta) -> store::Result<()> {
-    if let Found::Session { session_id, user_id } = found {
+fn end_found(
+    conn: &mut Conn,
+    found: &Found,
+    reason: Reason,
+    client_id: &str,
+    meta: &RequestMeta,
+) -> store::Result<()> {
+    if let Found::Session {
+        session_id,
+        user_id,
+    } = found
+    {
         revoke_in_tx(
             conn,
             &Scope::Session(session_id.clone()),
@@ -167,7 +205,8 @@ fn refuse_other_client(found: Found) -> Result<()> {
 /// session); `None` for anything we did not sign.
 async fn identify_access_token(ctx: &Ctx, token: &str) -> Result<Option<jwt::AccessClaims>> {
     let issuer = ctx.config.issuer.as_str();
-    let verify = |keys: &crate::crypto::keys::KeySet| jwt::verify(token, keys, issuer, issuer, false);
+    let verify =
+        |keys: &crate::crypto::keys::KeySet| jwt::verify(token, keys, issuer, issuer, false);
     match verify(&ctx.keys.current()) {
         Ok(claims) => Ok(Some(claims)),
         Err(jwt::JwtError::UnknownKey) if jwt::kid_of(token).is_some() => {

@@ -16,7 +16,11 @@ impl ScopeSet {
     pub fn parse(value: &str) -> Result<ScopeSet, String> {
         let mut set = BTreeSet::new();
         for token in value.split(' ').filter(|t| !t.is_empty()) {
-            if token.len() > 128 || !token.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)) {
+            if token.len() > 128
+                || !token
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+            {
                 return Err(format!("{token:?} is not a valid scope"));
             }
             set.insert(token.to_owned());
@@ -26,10 +30,16 @@ impl ScopeSet {
 
     /// Parses a list that tokend itself stored (already valid).
     pub fn from_stored(value: &str) -> ScopeSet {
-        ScopeSet(value.split(' ').filter(|t| !t.is_empty()).map(str::to_owned).collect())
+        ScopeSet(
+            value
+                .split(' ')
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
     }
 
-    pub fn from_iter<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> ScopeSet {
+    pub fn from_names<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> ScopeSet {
         ScopeSet(items.into_iter().map(Into::into).collect())
     }
 
@@ -42,7 +52,13 @@ impl ScopeSet {
     }
 
     pub fn without(&self, scope: &str) -> ScopeSet {
-        ScopeSet(self.0.iter().filter(|s| s.as_str() != scope).cloned().collect())
+        ScopeSet(
+            self.0
+                .iter()
+                .filter(|s| s.as_str() != scope)
+                .cloned()
+                .collect(),
+        )
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {

@@ -15,7 +15,9 @@ pub fn check_password(password: &str) -> Result<()> {
     if (8..=1024).contains(&n) {
         Ok(())
     } else {
-        Err(ServiceError::InvalidRequest("password: 8 to 1024 characters".to_owned()))
+        Err(ServiceError::InvalidRequest(
+            "password: 8 to 1024 characters".to_owned(),
+        ))
     }
 }
 
@@ -23,7 +25,9 @@ pub fn check_password(password: &str) -> Result<()> {
 pub fn check_username(username: &str) -> Result<()> {
     let ok = !username.is_empty()
         && username.len() <= 64
-        && username.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
     if ok {
         Ok(())
     } else {
@@ -58,7 +62,12 @@ impl From<&User> for UserView {
 }
 
 /// Inserts a user whose password is already hashed (inside the caller's transaction).
-pub fn insert(conn: &mut Conn, username: &str, password_hash: String, is_admin: bool) -> Result<User> {
+pub fn insert(
+    conn: &mut Conn,
+    username: &str,
+    password_hash: String,
+    is_admin: bool,
+) -> Result<User> {
     let now = store::now();
     let user = User {
         id: new_id(),
@@ -71,7 +80,9 @@ pub fn insert(conn: &mut Conn, username: &str, password_hash: String, is_admin: 
         updated_at: now,
     };
     match store::users::insert(conn, &user) {
-        Err(store::StoreError::Conflict) => Err(ServiceError::Conflict(format!("username {username} is taken"))),
+        Err(store::StoreError::Conflict) => Err(ServiceError::Conflict(format!(
+            "username {username} is taken"
+        ))),
         other => Ok(other.map(|()| user)?),
     }
 }
@@ -116,7 +127,9 @@ pub async fn create(
 
 pub async fn find_by_username(ctx: &Ctx, username: String) -> Result<User> {
     ctx.pool
-        .run(move |conn| store::users::find_by_username(conn, &username).map_err(ServiceError::from))
+        .run(move |conn| {
+            store::users::find_by_username(conn, &username).map_err(ServiceError::from)
+        })
         .await?
         .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
 }
@@ -148,14 +161,33 @@ pub async fn set_password(
                 };
                 audit::record(
                     conn,
-                    Event { kind: "password_changed", reason: Some(if keep_sessions { "sessions_kept" } else { "sessions_revoked" }), ..subject.clone() },
+                    Event {
+                        kind: "password_changed",
+                        reason: Some(if keep_sessions {
+                            "sessions_kept"
+                        } else {
+                            "sessions_revoked"
+                        }),
+                        ..subject.clone()
+                    },
                     &meta,
                 )?;
                 if keep_sessions {
                     return Ok(Some(Counts::default()));
                 }
-                let scope = Scope::User { user_id: user_id.clone(), except_session };
-                revocation::revoke_in_tx(conn, &scope, Reason::PasswordChanged, "logout_all", subject, &meta).map(Some)
+                let scope = Scope::User {
+                    user_id: user_id.clone(),
+                    except_session,
+                };
+                revocation::revoke_in_tx(
+                    conn,
+                    &scope,
+                    Reason::PasswordChanged,
+                    "logout_all",
+                    subject,
+                    &meta,
+                )
+                .map(Some)
             })
             .map_err(ServiceError::from)
         })
@@ -174,8 +206,15 @@ pub async fn logout_all(
 ) -> Result<Counts> {
     ctx.pool
         .run(move |conn| {
-            let scope = Scope::User { user_id: user_id.clone(), except_session };
-            let subject = Event { actor_id: actor_id.as_deref(), user_id: Some(&user_id), ..Default::default() };
+            let scope = Scope::User {
+                user_id: user_id.clone(),
+                except_session,
+            };
+            let subject = Event {
+                actor_id: actor_id.as_deref(),
+                user_id: Some(&user_id),
+                ..Default::default()
+            };
             revocation::revoke(conn, &scope, reason, "logout_all", subject, &meta)
         })
         .await
@@ -206,7 +245,12 @@ impl SessionView {
             user_agent: s.user_agent.clone(),
             ip: s.ip.clone(),
             client_id: s.client_id.clone(),
-            scopes: s.scope.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect(),
+            scopes: s
+                .scope
+                .split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect(),
             created_at: s.created_at.and_utc(),
             last_used_at: s.last_used_at.and_utc(),
             expires_at: s.expires_at.and_utc(),
@@ -216,12 +260,22 @@ impl SessionView {
 }
 
 /// A user's live sessions, newest first.
-pub async fn sessions(ctx: &Ctx, user_id: String, current_session: Option<String>) -> Result<Vec<SessionView>> {
+pub async fn sessions(
+    ctx: &Ctx,
+    user_id: String,
+    current_session: Option<String>,
+) -> Result<Vec<SessionView>> {
     let rows = ctx
         .pool
-        .run(move |conn| store::tokens::list_active_sessions(conn, &user_id, store::now()).map_err(ServiceError::from))
+        .run(move |conn| {
+            store::tokens::list_active_sessions(conn, &user_id, store::now())
+                .map_err(ServiceError::from)
+        })
         .await?;
-    Ok(rows.iter().map(|s| SessionView::new(s, current_session.as_deref())).collect())
+    Ok(rows
+        .iter()
+        .map(|s| SessionView::new(s, current_session.as_deref()))
+        .collect())
 }
 
 /// Disables a user (revoking everything the user holds, in the same transaction) or enables one.
@@ -239,12 +293,34 @@ pub async fn set_disabled(
                 if store::users::set_disabled(conn, &user_id, disabled.then_some(now), now)? == 0 {
                     return Ok(None);
                 }
-                let subject = Event { actor_id: actor_id.as_deref(), user_id: Some(&user_id), ..Default::default() };
+                let subject = Event {
+                    actor_id: actor_id.as_deref(),
+                    user_id: Some(&user_id),
+                    ..Default::default()
+                };
                 if disabled {
-                    let scope = Scope::User { user_id: user_id.clone(), except_session: None };
-                    revocation::revoke_in_tx(conn, &scope, Reason::UserDisabled, "user_disabled", subject, &meta).map(Some)
+                    let scope = Scope::User {
+                        user_id: user_id.clone(),
+                        except_session: None,
+                    };
+                    revocation::revoke_in_tx(
+                        conn,
+                        &scope,
+                        Reason::UserDisabled,
+                        "user_disabled",
+                        subject,
+                        &meta,
+                    )
+                    .map(Some)
                 } else {
-                    audit::record(conn, Event { kind: "user_enabled", ..subject }, &meta)?;
+                    audit::record(
+                        conn,
+                        Event {
+                            kind: "user_enabled",
+                            ..subject
+                        },
+                        &meta,
+                    )?;
                     Ok(Some(Counts::default()))
                 }
             })

@@ -32,7 +32,9 @@ pub fn list(conn: &mut Conn) -> Result<Vec<Client>> {
 }
 
 pub fn mark_deleted(conn: &mut Conn, id: &str, now: NaiveDateTime) -> Result<usize> {
-    Ok(db!(conn, c => diesel::update(clients::table.find(id).filter(clients::deleted_at.is_null()))
+    Ok(
+        db!(conn, c => diesel::update(clients::table.find(id).filter(clients::deleted_at.is_null()))
         .set(clients::deleted_at.eq(now))
-        .execute(c))?)
+        .execute(c))?,
+    )
 }

@@ -42,7 +42,12 @@ pub fn all(conn: &mut Conn) -> Result<Vec<SigningKeyRow>> {
 
 /// Stores `value` under `name` unless a value is there already; returns the stored value, so every
 /// node that races here ends up with the same secret.
-pub fn secret_get_or_insert(conn: &mut Conn, name: &str, value: &str, now: NaiveDateTime) -> Result<String> {
+pub fn secret_get_or_insert(
+    conn: &mut Conn,
+    name: &str,
+    value: &str,
+    now: NaiveDateTime,
+) -> Result<String> {
     db!(conn, c => diesel::insert_into(server_secrets::table)
         .values((
             server_secrets::name.eq(name),
@@ -59,7 +64,12 @@ pub fn secret_get_or_insert(conn: &mut Conn, name: &str, value: &str, now: Naive
 }
 
 /// Inserts `name` unless present; true when this call inserted it (exactly one caller wins).
-pub fn secret_insert_if_absent(conn: &mut Conn, name: &str, value: &str, now: NaiveDateTime) -> Result<bool> {
+pub fn secret_insert_if_absent(
+    conn: &mut Conn,
+    name: &str,
+    value: &str,
+    now: NaiveDateTime,
+) -> Result<bool> {
     let inserted = db!(conn, c => diesel::insert_into(server_secrets::table)
         .values((
             server_secrets::name.eq(name),

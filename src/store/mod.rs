@@ -43,7 +43,9 @@ impl From<DieselError> for StoreError {
     fn from(err: DieselError) -> Self {
         match err {
             DieselError::NotFound => StoreError::NotFound,
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::Conflict,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                StoreError::Conflict
+            }
             DieselError::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
@@ -217,7 +219,10 @@ struct SqlitePragmas {
 }
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> std::result::Result<(), diesel::r2d2::Error> {
+    fn on_acquire(
+        &self,
+        conn: &mut SqliteConnection,
+    ) -> std::result::Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
              PRAGMA foreign_keys = ON;",
@@ -284,7 +289,11 @@ impl Pool {
             f(&mut conn)
         })
         .await
-        .map_err(|join| E::from(StoreError::Unexpected(anyhow::anyhow!("database task failed: {join}"))))?
+        .map_err(|join| {
+            E::from(StoreError::Unexpected(anyhow::anyhow!(
+                "database task failed: {join}"
+            )))
+        })?
     }
 
     /// Applies pending migrations. On PostgreSQL an advisory lock keeps several nodes starting at
@@ -347,5 +356,6 @@ impl Pool {
 pub fn now() -> chrono::NaiveDateTime {
     use chrono::{DurationRound, TimeDelta};
     let now = chrono::Utc::now().naive_utc();
-    now.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(now)
+    now.duration_trunc(TimeDelta::microseconds(1))
+        .unwrap_or(now)
 }

@@ -13,7 +13,10 @@ use crate::db;
 #[derive(Debug, Clone)]
 pub enum Scope {
     Session(String),
-    User { user_id: String, except_session: Option<String> },
+    User {
+        user_id: String,
+        except_session: Option<String>,
+    },
     Client(String),
 }
 

@@ -33,7 +33,10 @@ pub fn find_session(conn: &mut Conn, id: &str) -> Result<Option<Session>> {
 }
 
 /// A refresh token by the SHA-256 of its value, with its session.
-pub fn find_refresh_by_hash(conn: &mut Conn, hash: &str) -> Result<Option<(RefreshToken, Session)>> {
+pub fn find_refresh_by_hash(
+    conn: &mut Conn,
+    hash: &str,
+) -> Result<Option<(RefreshToken, Session)>> {
     Ok(db!(conn, c => refresh_tokens::table
         .inner_join(sessions::table)
         .filter(refresh_tokens::token_hash.eq(hash))
@@ -66,7 +69,11 @@ pub fn find_refresh_child(conn: &mut Conn, parent_id: &str) -> Result<Option<Ref
 
 /// What validating an access token needs, in one indexed lookup: the token row, its session and
 /// (for user sessions) the user's name, admin flag and disabled mark.
-pub type AccessTokenContext = (AccessToken, Session, Option<(String, bool, Option<NaiveDateTime>)>);
+pub type AccessTokenContext = (
+    AccessToken,
+    Session,
+    Option<(String, bool, Option<NaiveDateTime>)>,
+);
 
 pub fn find_access_context(conn: &mut Conn, jti: &str) -> Result<Option<AccessTokenContext>> {
     Ok(db!(conn, c => access_tokens::table
@@ -82,7 +89,11 @@ pub fn find_access_context(conn: &mut Conn, jti: &str) -> Result<Option<AccessTo
 }
 
 /// A user's sessions that are neither revoked nor expired, newest first.
-pub fn list_active_sessions(conn: &mut Conn, user_id: &str, now: NaiveDateTime) -> Result<Vec<Session>> {
+pub fn list_active_sessions(
+    conn: &mut Conn,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<Session>> {
     Ok(db!(conn, c => sessions::table
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::revoked_at.is_null())

@@ -56,7 +56,12 @@ pub fn set_password_hash(
     })?)
 }
 
-pub fn set_disabled(conn: &mut Conn, id: &str, disabled_at: Option<NaiveDateTime>, now: NaiveDateTime) -> Result<usize> {
+pub fn set_disabled(
+    conn: &mut Conn,
+    id: &str,
+    disabled_at: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> Result<usize> {
     Ok(db!(conn, c => diesel::update(users::table.find(id))
         .set((users::disabled_at.eq(disabled_at), users::updated_at.eq(now)))
         .execute(c))?)

@@ -19,7 +19,11 @@ async fn set_password_logs_the_user_out_of_every_device() {
 
     let db = app.db.url.clone();
     let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["--json", "user", "set-password", "erin", "--password-stdin"], Some("new-password-2\n"))
+        run_cli(
+            &db,
+            &["--json", "user", "set-password", "erin", "--password-stdin"],
+            Some("new-password-2\n"),
+        )
     })
     .await
     .expect("cli");
@@ -30,12 +34,31 @@ async fn set_password_logs_the_user_out_of_every_device() {
     assert_eq!(counts["refresh_tokens_revoked"], 3);
 
     for device in &devices {
-        assert_eq!(app.me(&device.access).await.status(), StatusCode::UNAUTHORIZED);
-        assert_error(app.refresh(device.refresh()).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
-        let sid = claims(&device.access)["sid"].as_str().expect("sid").to_owned();
-        assert_eq!(app.session(&sid).await.revoked_reason.as_deref(), Some("password_changed"));
+        assert_eq!(
+            app.me(&device.access).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_error(
+            app.refresh(device.refresh()).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+        let sid = claims(&device.access)["sid"]
+            .as_str()
+            .expect("sid")
+            .to_owned();
+        assert_eq!(
+            app.session(&sid).await.revoked_reason.as_deref(),
+            Some("password_changed")
+        );
     }
-    assert_error(app.password_grant("erin", "old-password-1").await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_error(
+        app.password_grant("erin", "old-password-1").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
     // The trailing newline was not part of the password.
     let fresh = app.login("erin", "new-password-2").await;
     assert_eq!(app.me(&fresh.access).await.status(), StatusCode::OK);
@@ -50,7 +73,17 @@ async fn set_password_can_keep_sessions_and_logout_all_ends_them() {
     let device = app.login("frank", "old-password-1").await;
     let db = app.db.url.clone();
     let (code, _, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["user", "set-password", "frank", "--password-stdin", "--keep-sessions"], Some("new-password-2\n"))
+        run_cli(
+            &db,
+            &[
+                "user",
+                "set-password",
+                "frank",
+                "--password-stdin",
+                "--keep-sessions",
+            ],
+            Some("new-password-2\n"),
+        )
     })
     .await
     .expect("cli");
@@ -58,22 +91,37 @@ async fn set_password_can_keep_sessions_and_logout_all_ends_them() {
     assert_eq!(app.me(&device.access).await.status(), StatusCode::OK);
 
     let db = app.db.url.clone();
-    let (code, stdout, _) =
-        tokio::task::spawn_blocking(move || run_cli(&db, &["--json", "user", "sessions", "frank"], None)).await.expect("cli");
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
+        run_cli(&db, &["--json", "user", "sessions", "frank"], None)
+    })
+    .await
+    .expect("cli");
     assert_eq!(code, 0);
     let listed: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(listed["sessions"].as_array().expect("list").len(), 1);
     assert_eq!(listed["sessions"][0]["id"], claims(&device.access)["sid"]);
 
     let db = app.db.url.clone();
-    let (code, stdout, _) =
-        tokio::task::spawn_blocking(move || run_cli(&db, &["--json", "user", "logout-all", "frank"], None)).await.expect("cli");
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
+        run_cli(&db, &["--json", "user", "logout-all", "frank"], None)
+    })
+    .await
+    .expect("cli");
     assert_eq!(code, 0);
     let counts: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(counts["sessions_revoked"], 1);
-    assert_eq!(app.me(&device.access).await.status(), StatusCode::UNAUTHORIZED);
-    let sid = claims(&device.access)["sid"].as_str().expect("sid").to_owned();
-    assert_eq!(app.session(&sid).await.revoked_reason.as_deref(), Some("admin_logout_all"));
+    assert_eq!(
+        app.me(&device.access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let sid = claims(&device.access)["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+    assert_eq!(
+        app.session(&sid).await.revoked_reason.as_deref(),
+        Some("admin_logout_all")
+    );
 }
 
 #[tokio::test]
@@ -81,19 +129,30 @@ async fn user_create_and_its_errors() {
     let app = spawn_app().await;
     let db = app.db.url.clone();
     let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["--json", "user", "create", "grace", "--password-stdin"], Some("grace-password\n"))
+        run_cli(
+            &db,
+            &["--json", "user", "create", "grace", "--password-stdin"],
+            Some("grace-password\n"),
+        )
     })
     .await
     .expect("cli");
     assert_eq!(code, 0, "{stderr}");
     let created: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(created["username"], "grace");
-    assert!(created.get("password").is_none(), "a given password is never printed");
+    assert!(
+        created.get("password").is_none(),
+        "a given password is never printed"
+    );
     app.login("grace", "grace-password").await;
 
     let db = app.db.url.clone();
     let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["user", "create", "grace", "--password-stdin"], Some("another-password\n"))
+        run_cli(
+            &db,
+            &["user", "create", "grace", "--password-stdin"],
+            Some("another-password\n"),
+        )
     })
     .await
     .expect("cli");
@@ -104,7 +163,11 @@ async fn user_create_and_its_errors() {
 
     let db = app.db.url.clone();
     let (code, _, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["user", "create", "shorty", "--password-stdin"], Some("short\n"))
+        run_cli(
+            &db,
+            &["user", "create", "shorty", "--password-stdin"],
+            Some("short\n"),
+        )
     })
     .await
     .expect("cli");
@@ -113,15 +176,25 @@ async fn user_create_and_its_errors() {
 
     // A generated password is shown once and works.
     let db = app.db.url.clone();
-    let (code, stdout, _) =
-        tokio::task::spawn_blocking(move || run_cli(&db, &["--json", "user", "create", "heidi"], None)).await.expect("cli");
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
+        run_cli(&db, &["--json", "user", "create", "heidi"], None)
+    })
+    .await
+    .expect("cli");
     assert_eq!(code, 0);
     let created: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
-    app.login("heidi", created["password"].as_str().expect("generated password")).await;
+    app.login(
+        "heidi",
+        created["password"].as_str().expect("generated password"),
+    )
+    .await;
 
     let db = app.db.url.clone();
-    let (code, _, stderr) =
-        tokio::task::spawn_blocking(move || run_cli(&db, &["user", "set-password", "nobody"], None)).await.expect("cli");
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
+        run_cli(&db, &["user", "set-password", "nobody"], None)
+    })
+    .await
+    .expect("cli");
     assert_eq!(code, 1);
     assert!(stderr.contains("no such user"), "{stderr}");
 }
@@ -130,9 +203,16 @@ async fn user_create_and_its_errors() {
 async fn bad_usage_exits_2() {
     let app = spawn_app().await;
     let db = app.db.url.clone();
-    for args in [vec!["user"], vec!["frobnicate"], vec!["user", "create"], vec!["client", "create", "x", "--bogus"]] {
+    for args in [
+        vec!["user"],
+        vec!["frobnicate"],
+        vec!["user", "create"],
+        vec!["client", "create", "x", "--bogus"],
+    ] {
         let db = db.clone();
-        let (code, _, stderr) = tokio::task::spawn_blocking(move || run_cli(&db, &args, None)).await.expect("cli");
+        let (code, _, stderr) = tokio::task::spawn_blocking(move || run_cli(&db, &args, None))
+            .await
+            .expect("cli");
         assert_eq!(code, 2, "{stderr}");
         assert!(stderr.to_lowercase().contains("usage"), "{stderr}");
     }
@@ -145,7 +225,18 @@ async fn client_create_list_and_delete() {
     let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
         run_cli(
             &db,
-            &["--json", "client", "create", "billing", "--grant", "client_credentials", "--scope", "invoices", "--audience", "https://billing.example"],
+            &[
+                "--json",
+                "client",
+                "create",
+                "billing",
+                "--grant",
+                "client_credentials",
+                "--scope",
+                "invoices",
+                "--audience",
+                "https://billing.example",
+            ],
             None,
         )
     })
@@ -154,48 +245,105 @@ async fn client_create_list_and_delete() {
     assert_eq!(code, 0, "{stderr}");
     let created: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     let id = created["client_id"].as_str().expect("client_id").to_owned();
-    let secret = created["client_secret"].as_str().expect("client_secret").to_owned();
+    let secret = created["client_secret"]
+        .as_str()
+        .expect("client_secret")
+        .to_owned();
     assert!(secret.starts_with("tokend_cs_"));
 
-    let t = tokens(app.token(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)]).await).await;
+    let t = tokens(
+        app.token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+        ])
+        .await,
+    )
+    .await;
     assert_eq!(t.body["scope"], "invoices");
-    assert_eq!(claims(&t.access)["aud"], serde_json::json!([app.address, "https://billing.example"]));
+    assert_eq!(
+        claims(&t.access)["aud"],
+        serde_json::json!([app.address, "https://billing.example"])
+    );
     let (rs, rs_secret) = app.confidential_client(&["x"]).await;
-    assert_eq!(json(app.introspect(&rs, &rs_secret, &t.access).await).await["active"], true);
+    assert_eq!(
+        json(app.introspect(&rs, &rs_secret, &t.access).await).await["active"],
+        true
+    );
 
     let db = app.db.url.clone();
-    let (code, stdout, _) = tokio::task::spawn_blocking(move || run_cli(&db, &["--json", "client", "list"], None)).await.expect("cli");
+    let (code, stdout, _) =
+        tokio::task::spawn_blocking(move || run_cli(&db, &["--json", "client", "list"], None))
+            .await
+            .expect("cli");
     assert_eq!(code, 0);
     let listed: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
-    let ids: Vec<_> = listed["clients"].as_array().expect("list").iter().map(|c| c["client_id"].clone()).collect();
+    let ids: Vec<_> = listed["clients"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| c["client_id"].clone())
+        .collect();
     assert!(ids.contains(&serde_json::json!(id)) && ids.contains(&serde_json::json!(CLI)));
-    assert!(!stdout.contains(&secret) && !stdout.contains("secret_hash"), "no secrets in the list");
+    assert!(
+        !stdout.contains(&secret) && !stdout.contains("secret_hash"),
+        "no secrets in the list"
+    );
 
     let db = app.db.url.clone();
     let del = id.clone();
-    let (code, stdout, _) =
-        tokio::task::spawn_blocking(move || run_cli(&db, &["--json", "client", "delete", &del], None)).await.expect("cli");
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
+        run_cli(&db, &["--json", "client", "delete", &del], None)
+    })
+    .await
+    .expect("cli");
     assert_eq!(code, 0);
     let counts: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(counts["sessions_revoked"], 1);
-    assert_eq!(json(app.introspect(&rs, &rs_secret, &t.access).await).await, serde_json::json!({"active": false}));
-    let again = app.token(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)]).await;
+    assert_eq!(
+        json(app.introspect(&rs, &rs_secret, &t.access).await).await,
+        serde_json::json!({"active": false})
+    );
+    let again = app
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+        ])
+        .await;
     assert_error(again, StatusCode::UNAUTHORIZED, "invalid_client").await;
 
     let db = app.db.url.clone();
     let (code, _, stderr) =
-        tokio::task::spawn_blocking(move || run_cli(&db, &["client", "delete", &id], None)).await.expect("cli");
+        tokio::task::spawn_blocking(move || run_cli(&db, &["client", "delete", &id], None))
+            .await
+            .expect("cli");
     assert_eq!(code, 1, "deleting twice fails: {stderr}");
 
     let db = app.db.url.clone();
     let (code, stdout, _) = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["--json", "client", "create", "spa", "--public", "--grant", "refresh_token"], None)
+        run_cli(
+            &db,
+            &[
+                "--json",
+                "client",
+                "create",
+                "spa",
+                "--public",
+                "--grant",
+                "refresh_token",
+            ],
+            None,
+        )
     })
     .await
     .expect("cli");
     assert_eq!(code, 0);
     let public: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
-    assert!(public.get("client_secret").is_none(), "no secret for public clients");
+    assert!(
+        public.get("client_secret").is_none(),
+        "no secret for public clients"
+    );
 }
 
 #[tokio::test]
@@ -204,10 +352,72 @@ async fn a_bad_configuration_value_stops_start_up_naming_the_variable() {
     let out = Command::new(env!("CARGO_BIN_EXE_tokend"))
         .arg("serve")
         .env("TOKEND_ACCESS_TOKEN_TTL", "5 minutes")
-        .env("TOKEND_DATABASE_URL", "sqlite:///nonexistent/never-created.db")
+        .env(
+            "TOKEND_DATABASE_URL",
+            "sqlite:///nonexistent/never-created.db",
+        )
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("TOKEND_ACCESS_TOKEN_TTL"), "{stderr}");
+}
+
+#[tokio::test]
+async fn admin_commands_never_rotate_the_signing_key() {
+    let app = spawn_app().await;
+    let before = app.db(tokend::store::keys::all).await;
+    let db = app.db.url.clone();
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
+        run_cli_env(
+            &db,
+            &["user", "sessions", "admin"],
+            None,
+            &[("TOKEND_SIGNING_ALG", "RS256")],
+        )
+    })
+    .await
+    .expect("cli");
+    assert_eq!(code, 0, "{stderr}");
+    let after = app.db(tokend::store::keys::all).await;
+    assert_eq!(after.len(), before.len());
+    assert_eq!(after[0].kid, before[0].kid);
+    assert!(after[0].retired_at.is_none());
+
+    // `keys rotate` is the explicit way, and it works.
+    let db = app.db.url.clone();
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || run_cli(&db, &["--json", "keys", "rotate"], None))
+            .await
+            .expect("cli");
+    assert_eq!(code, 0, "{stderr}");
+    let rotated: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    let keys = app.db(tokend::store::keys::all).await;
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys.iter()
+            .find(|k| k.retired_at.is_none())
+            .expect("active")
+            .kid,
+        rotated["kid"]
+    );
+}
+
+#[tokio::test]
+async fn a_public_client_needs_an_explicit_grant() {
+    let app = spawn_app().await;
+    let db = app.db.url.clone();
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        run_cli(&db, &["client", "create", "spa", "--public"], None)
+    })
+    .await
+    .expect("cli");
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("--grant"), "{stderr}");
+    assert_eq!(
+        app.db(tokend::store::clients::list).await.len(),
+        1,
+        "nothing was created"
+    );
 }

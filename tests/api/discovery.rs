@@ -7,7 +7,12 @@ use crate::helpers::*;
 #[tokio::test]
 async fn metadata_names_the_endpoints() {
     let app = spawn_app().await;
-    let response = app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.expect("request");
+    let response = app
+        .http
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), StatusCode::OK);
     let m = json(response).await;
     assert_eq!(m["issuer"], app.address);
@@ -19,14 +24,27 @@ async fn metadata_names_the_endpoints() {
     for g in ["password", "refresh_token", "client_credentials"] {
         assert!(grants.contains(&serde_json::json!(g)), "{g}");
     }
-    assert_eq!(m["code_challenge_methods_supported"], serde_json::json!(["S256"]));
-    assert!(m["scopes_supported"].as_array().expect("scopes").contains(&serde_json::json!("account")));
+    assert_eq!(
+        m["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert!(m["scopes_supported"]
+        .as_array()
+        .expect("scopes")
+        .contains(&serde_json::json!("account")));
 }
 
 #[tokio::test]
 async fn jwks_publishes_the_signing_key_without_its_private_part() {
     let app = spawn_app().await;
-    let jwks = json(app.http.get(app.url("/.well-known/jwks.json")).send().await.expect("request")).await;
+    let jwks = json(
+        app.http
+            .get(app.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
     let keys = jwks["keys"].as_array().expect("keys");
     assert_eq!(keys.len(), 1);
     let key = &keys[0];
@@ -50,26 +68,55 @@ async fn jwks_publishes_the_signing_key_without_its_private_part() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = spawn_app().await;
-    assert_eq!(app.http.get(app.url("/healthz")).send().await.expect("request").status(), StatusCode::OK);
-    assert_eq!(app.http.get(app.url("/readyz")).send().await.expect("request").status(), StatusCode::OK);
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn the_first_start_bootstraps_once() {
     let app = spawn_app().await;
-    let admin = app.db(|c| tokend::store::users::find_by_username(c, "admin")).await.expect("admin user");
+    let admin = app
+        .db(|c| tokend::store::users::find_by_username(c, "admin"))
+        .await
+        .expect("admin user");
     assert!(admin.is_admin);
-    assert!(admin.password_hash.starts_with("$argon2id$"), "only an Argon2id hash is stored");
-    let cli = app.db(|c| tokend::store::clients::find(c, "tokend-cli")).await.expect("tokend-cli client");
+    assert!(
+        admin.password_hash.starts_with("$argon2id$"),
+        "only an Argon2id hash is stored"
+    );
+    let cli = app
+        .db(|c| tokend::store::clients::find(c, "tokend-cli"))
+        .await
+        .expect("tokend-cli client");
     assert!(cli.is_public);
     assert_eq!(cli.scopes, "account admin");
     let keys = app.db(tokend::store::keys::all).await;
     assert_eq!(keys.len(), 1);
-    assert!(keys[0].private_key.contains("PRIVATE KEY"), "no key-encryption key configured: PEM at rest");
+    assert!(
+        keys[0].private_key.contains("PRIVATE KEY"),
+        "no key-encryption key configured: PEM at rest"
+    );
 
     // A second node on the same database creates nothing new.
     let node2 = spawn_on(app.db.clone(), |c| {
-        c.bootstrap_admin_password = Some(tokend::config::SecretString::new("other-password".into()))
+        c.bootstrap_admin_password =
+            Some(tokend::config::SecretString::new("other-password".into()))
     })
     .await;
     assert_eq!(node2.db(tokend::store::users::list).await.len(), 1);
@@ -96,9 +143,17 @@ async fn signing_keys_are_encrypted_at_rest_with_a_key_encryption_key() {
     assert!(err.contains("TOKEND_KEY_ENCRYPTION_KEY"), "{err}");
     let mut wrong = test_config(&db);
     wrong.key_encryption_key = Some(
-        tokend::crypto::keys::KeyEncryptionKey::parse(&base64::engine::general_purpose::STANDARD.encode([7u8; 32]))
-            .expect("kek"),
+        tokend::crypto::keys::KeyEncryptionKey::parse(
+            &base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+        )
+        .expect("kek"),
     );
-    let err = format!("{:#}", tokend::startup::Application::build(wrong).await.err().expect("must refuse"));
+    let err = format!(
+        "{:#}",
+        tokend::startup::Application::build(wrong)
+            .await
+            .err()
+            .expect("must refuse")
+    );
     assert!(err.contains("does not decrypt"), "{err}");
 }

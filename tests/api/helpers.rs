@@ -40,16 +40,30 @@ impl TestDb {
                 let name = format!("tokend_test_{id}");
                 let mut conn = diesel::PgConnection::establish(&admin_url)
                     .unwrap_or_else(|e| panic!("cannot reach TOKEND_TEST_DATABASE_URL: {e}"));
-                conn.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
+                conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                    .expect("create test database");
                 let base = match admin_url.rfind('/') {
                     Some(i) if i > "postgres://".len() => &admin_url[..i],
                     _ => admin_url.as_str(),
                 };
-                TestDb { url: format!("{base}/{name}"), cleanup: Cleanup::Postgres { admin_url: admin_url.clone(), name } }
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    cleanup: Cleanup::Postgres {
+                        admin_url: admin_url.clone(),
+                        name,
+                    },
+                }
             }
             _ => {
-                let path = std::env::temp_dir().join(format!("tokend-test-{id}.db"));
-                TestDb { url: format!("sqlite://{}", path.display()), cleanup: Cleanup::Sqlite(path) }
+                // A directory per test: once it is removed, a pooled connection that reconnects
+                // cannot re-create the file (SQLite does not create directories).
+                let dir = std::env::temp_dir().join(format!("tokend-test-{id}"));
+                std::fs::create_dir_all(&dir).expect("test directory");
+                let path = dir.join("tokend.db");
+                TestDb {
+                    url: format!("sqlite://{}", path.display()),
+                    cleanup: Cleanup::Sqlite(dir),
+                }
             }
         }
     }
@@ -58,14 +72,13 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.cleanup {
-            Cleanup::Sqlite(path) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
+            Cleanup::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
             }
             Cleanup::Postgres { admin_url, name } => {
                 if let Ok(mut conn) = diesel::PgConnection::establish(admin_url) {
-                    let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                    let _ =
+                        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
                 }
             }
         }
@@ -127,13 +140,18 @@ pub async fn spawn_on(db: std::sync::Arc<TestDb>, tweak: impl FnOnce(&mut Config
     init_logs();
     let mut config = test_config(&db.url);
     tweak(&mut config);
-    let app = Application::build(config).await.expect("build the application");
+    let app = Application::build(config)
+        .await
+        .expect("build the application");
     let port = app.port();
     let ctx = app.ctx().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
         ctx,
         db,
     }
@@ -151,7 +169,9 @@ pub async fn assert_error(response: Response, status: StatusCode, code: &str) ->
     assert_eq!(got, status, "status for {body}");
     assert_eq!(body["error"], code, "error code in {body}");
     assert!(
-        body["error_description"].as_str().is_some_and(|d| !d.is_empty()),
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
         "error_description in {body}"
     );
     body
@@ -164,12 +184,22 @@ impl TestApp {
 
     /// POSTs form parameters to the token endpoint.
     pub async fn token(&self, form: &[(&str, &str)]) -> Response {
-        self.http.post(self.url("/oauth/token")).form(form).send().await.expect("request")
+        self.http
+            .post(self.url("/oauth/token"))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn password_grant(&self, username: &str, password: &str) -> Response {
-        self.token(&[("grant_type", "password"), ("client_id", CLI), ("username", username), ("password", password)])
-            .await
+        self.token(&[
+            ("grant_type", "password"),
+            ("client_id", CLI),
+            ("username", username),
+            ("password", password),
+        ])
+        .await
     }
 
     /// Signs in and returns the token pair (panics unless it worked).
@@ -179,12 +209,21 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.token(&[("grant_type", "refresh_token"), ("client_id", CLI), ("refresh_token", refresh_token)])
-            .await
+        self.token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLI),
+            ("refresh_token", refresh_token),
+        ])
+        .await
     }
 
     pub async fn revoke(&self, form: &[(&str, &str)]) -> Response {
-        self.http.post(self.url("/oauth/revoke")).form(form).send().await.expect("request")
+        self.http
+            .post(self.url("/oauth/revoke"))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn introspect(&self, client_id: &str, secret: &str, token: &str) -> Response {
@@ -198,14 +237,26 @@ impl TestApp {
     }
 
     pub async fn me(&self, access_token: &str) -> Response {
-        self.http.get(self.url("/api/me")).bearer_auth(access_token).send().await.expect("request")
+        self.http
+            .get(self.url("/api/me"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn create_user(&self, username: &str, password: &str, admin: bool) -> String {
-        users::create(&self.ctx, username.into(), password.into(), admin, None, RequestMeta::default())
-            .await
-            .expect("create user")
-            .id
+        users::create(
+            &self.ctx,
+            username.into(),
+            password.into(),
+            admin,
+            None,
+            RequestMeta::default(),
+        )
+        .await
+        .expect("create user")
+        .id
     }
 
     /// Registers a client directly; returns (client_id, secret).
@@ -213,7 +264,10 @@ impl TestApp {
         let created = self
             .ctx
             .pool
-            .run(move |conn| conn.write(|conn| Ok(clients::create(conn, new))).map_err(tokend::service::ServiceError::from))
+            .run(move |conn| {
+                conn.write(|conn| Ok(clients::create(conn, new)))
+                    .map_err(tokend::service::ServiceError::from)
+            })
             .await
             .expect("database")
             .expect("create client");
@@ -243,26 +297,36 @@ impl TestApp {
 
     pub async fn session(&self, id: &str) -> models::Session {
         let id = id.to_owned();
-        self.db(move |c| store::tokens::find_session(c, &id)).await.expect("session row")
+        self.db(move |c| store::tokens::find_session(c, &id))
+            .await
+            .expect("session row")
     }
 
     pub async fn refresh_row(&self, token: &str) -> (models::RefreshToken, models::Session) {
         let hash = tokend::crypto::token::OpaqueToken::from_presented(token).hash();
-        self.db(move |c| store::tokens::find_refresh_by_hash(c, &hash.0)).await.expect("refresh row")
+        self.db(move |c| store::tokens::find_refresh_by_hash(c, &hash.0))
+            .await
+            .expect("refresh row")
     }
 
     pub async fn access_rows(&self, session_id: &str) -> Vec<models::AccessToken> {
         let id = session_id.to_owned();
-        self.db(move |c| store::tokens::access_tokens_of_session(c, &id)).await
+        self.db(move |c| store::tokens::access_tokens_of_session(c, &id))
+            .await
     }
 
     pub async fn refresh_rows(&self, session_id: &str) -> Vec<models::RefreshToken> {
         let id = session_id.to_owned();
-        self.db(move |c| store::tokens::refresh_tokens_of_session(c, &id)).await
+        self.db(move |c| store::tokens::refresh_tokens_of_session(c, &id))
+            .await
     }
 
     pub async fn audit(&self, kind: &str) -> Vec<models::AuditEvent> {
-        let filter = store::audit::Filter { kind: Some(kind.into()), limit: 1000, ..Default::default() };
+        let filter = store::audit::Filter {
+            kind: Some(kind.into()),
+            limit: 1000,
+            ..Default::default()
+        };
         self.db(move |c| store::audit::list(c, &filter)).await
     }
 }
@@ -271,7 +335,9 @@ impl TestApp {
 pub fn claims(jwt: &str) -> Value {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
@@ -281,7 +347,10 @@ pub async fn tokens(response: Response) -> Tokens {
     let body = json(response).await;
     assert_eq!(status, StatusCode::OK, "token response {body}");
     Tokens {
-        access: body["access_token"].as_str().expect("access_token").to_owned(),
+        access: body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned(),
         refresh: body["refresh_token"].as_str().map(str::to_owned),
         body,
     }
@@ -289,6 +358,16 @@ pub async fn tokens(response: Response) -> Tokens {
 
 /// Runs the tokend binary against a test database; returns (exit code, stdout, stderr).
 pub fn run_cli(db_url: &str, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    run_cli_env(db_url, args, stdin, &[])
+}
+
+/// [`run_cli`] with extra environment variables.
+pub fn run_cli_env(
+    db_url: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    envs: &[(&str, &str)],
+) -> (i32, String, String) {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_tokend"))
@@ -297,13 +376,19 @@ pub fn run_cli(db_url: &str, args: &[&str], stdin: Option<&str>) -> (i32, String
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("TOKEND_DATABASE_URL", db_url)
         .env("TOKEND_LOG", "warn")
+        .envs(envs.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run tokend");
     if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().expect("wait for tokend");

@@ -40,7 +40,10 @@ async fn a_refresh_token_can_be_introspected() {
 
     // Once rotated it is inactive: exactly {"active": false}.
     tokens(app.refresh(t.refresh()).await).await;
-    assert_eq!(json(app.introspect(&rs, &secret, t.refresh()).await).await, json!({"active": false}));
+    assert_eq!(
+        json(app.introspect(&rs, &secret, t.refresh()).await).await,
+        json!({"active": false})
+    );
 }
 
 #[tokio::test]
@@ -48,8 +51,16 @@ async fn anything_not_usable_is_exactly_inactive() {
     let app = spawn_app().await;
     let (rs, secret) = app.confidential_client(&["read"]).await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
-    app.revoke(&[("token", t.access.as_str()), ("client_id", CLI)]).await;
-    for token in [t.access.as_str(), t.refresh(), "garbage", "tokend_rt_x", "tokend_pat_x", "a.b.c"] {
+    app.revoke(&[("token", t.access.as_str()), ("client_id", CLI)])
+        .await;
+    for token in [
+        t.access.as_str(),
+        t.refresh(),
+        "garbage",
+        "tokend_rt_x",
+        "tokend_pat_x",
+        "a.b.c",
+    ] {
         let body = json(app.introspect(&rs, &secret, token).await).await;
         assert_eq!(body, json!({"active": false}), "{token}");
     }
@@ -61,8 +72,18 @@ async fn introspection_needs_an_authenticated_confidential_client() {
     let (rs, secret) = app.confidential_client(&["read"]).await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
 
-    let anonymous = app.http.post(app.url("/oauth/introspect")).form(&[("token", t.access.as_str())]).send().await;
-    assert_error(anonymous.expect("request"), StatusCode::UNAUTHORIZED, "invalid_client").await;
+    let anonymous = app
+        .http
+        .post(app.url("/oauth/introspect"))
+        .form(&[("token", t.access.as_str())])
+        .send()
+        .await;
+    assert_error(
+        anonymous.expect("request"),
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    )
+    .await;
     let public = app
         .http
         .post(app.url("/oauth/introspect"))

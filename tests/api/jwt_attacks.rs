@@ -30,8 +30,17 @@ async fn forged_and_tampered_tokens_are_refused() {
     let good = claims(&real.access);
     let key = app.ctx.keys.signing_key().expect("signing key");
     let kid = key.kid.clone();
-    let jwks = json(app.http.get(app.url("/.well-known/jwks.json")).send().await.expect("jwks")).await;
-    let public_x = URL_SAFE_NO_PAD.decode(jwks["keys"][0]["x"].as_str().expect("x")).expect("x bytes");
+    let jwks = json(
+        app.http
+            .get(app.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .expect("jwks"),
+    )
+    .await;
+    let public_x = URL_SAFE_NO_PAD
+        .decode(jwks["keys"][0]["x"].as_str().expect("x"))
+        .expect("x bytes");
 
     let real_header = |typ: Option<&str>| {
         let mut h = Header::new(Algorithm::EdDSA);
@@ -51,7 +60,9 @@ async fn forged_and_tampered_tokens_are_refused() {
     };
     let now = chrono::Utc::now().timestamp();
     let attacker = generate(SigningAlg::EdDsa).expect("attacker key");
-    let attacker_key = SigningKey::from_pem(&attacker.kid, SigningAlg::EdDsa, &attacker.private_pem).expect("load");
+    let attacker_key =
+        SigningKey::from_pem(&attacker.kid, SigningAlg::EdDsa, &attacker.private_pem)
+            .expect("load");
     let attacker_jwk: Value = serde_json::from_str(&attacker.public_jwk).expect("jwk");
 
     let mut hs256 = Header::new(Algorithm::HS256);
@@ -60,50 +71,164 @@ async fn forged_and_tampered_tokens_are_refused() {
 
     let tampered = {
         let parts: Vec<&str> = real.access.split('.').collect();
-        format!("{}.{}.{}", parts[0], b64(&with("scope", json!("account admin superuser"))), parts[2])
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(&with("scope", json!("account admin superuser"))),
+            parts[2]
+        )
     };
 
     let cases: Vec<(&str, String)> = vec![
-        ("alg none", unsigned(json!({"alg": "none", "typ": "at+jwt", "kid": kid}), &good)),
-        ("alg None", unsigned(json!({"alg": "None", "typ": "at+jwt", "kid": kid}), &good)),
-        ("alg NONE", unsigned(json!({"alg": "NONE", "typ": "at+jwt", "kid": kid}), &good)),
-        ("HS256 with the public key bytes", sign_with(&EncodingKey::from_secret(&public_x), hs256.clone(), &good)),
+        (
+            "alg none",
+            unsigned(json!({"alg": "none", "typ": "at+jwt", "kid": kid}), &good),
+        ),
+        (
+            "alg None",
+            unsigned(json!({"alg": "None", "typ": "at+jwt", "kid": kid}), &good),
+        ),
+        (
+            "alg NONE",
+            unsigned(json!({"alg": "NONE", "typ": "at+jwt", "kid": kid}), &good),
+        ),
+        (
+            "HS256 with the public key bytes",
+            sign_with(&EncodingKey::from_secret(&public_x), hs256.clone(), &good),
+        ),
         (
             "HS256 with the JWK text",
-            sign_with(&EncodingKey::from_secret(jwks["keys"][0].to_string().as_bytes()), hs256.clone(), &good),
+            sign_with(
+                &EncodingKey::from_secret(jwks["keys"][0].to_string().as_bytes()),
+                hs256.clone(),
+                &good,
+            ),
         ),
         ("edited payload", tampered),
-        ("typ JWT", sign_with(&key.key, real_header(Some("JWT")), &good)),
+        (
+            "typ JWT",
+            sign_with(&key.key, real_header(Some("JWT")), &good),
+        ),
         ("no typ", sign_with(&key.key, real_header(None), &good)),
-        ("wrong iss", sign_with(&key.key, real_header(Some("at+jwt")), &with("iss", json!("https://evil.example")))),
-        ("wrong aud", sign_with(&key.key, real_header(Some("at+jwt")), &with("aud", json!(["https://other.example"])))),
-        ("no aud", sign_with(&key.key, real_header(Some("at+jwt")), &without("aud"))),
-        ("no exp", sign_with(&key.key, real_header(Some("at+jwt")), &without("exp"))),
-        ("expired", sign_with(&key.key, real_header(Some("at+jwt")), &with("exp", json!(now - 3600)))),
-        ("nbf in the future", sign_with(&key.key, real_header(Some("at+jwt")), &with("nbf", json!(now + 3600)))),
-        ("unknown jti", sign_with(&key.key, real_header(Some("at+jwt")), &with("jti", json!(uuid::Uuid::new_v4().to_string())))),
-        ("another session's sid", sign_with(&key.key, real_header(Some("at+jwt")), &with("sid", json!("someone-else")))),
-        ("no kid", sign_with(&key.key, { let mut h = real_header(Some("at+jwt")); h.kid = None; h }, &good)),
+        (
+            "wrong iss",
+            sign_with(
+                &key.key,
+                real_header(Some("at+jwt")),
+                &with("iss", json!("https://evil.example")),
+            ),
+        ),
+        (
+            "wrong aud",
+            sign_with(
+                &key.key,
+                real_header(Some("at+jwt")),
+                &with("aud", json!(["https://other.example"])),
+            ),
+        ),
+        (
+            "no aud",
+            sign_with(&key.key, real_header(Some("at+jwt")), &without("aud")),
+        ),
+        (
+            "no exp",
+            sign_with(&key.key, real_header(Some("at+jwt")), &without("exp")),
+        ),
+        (
+            "expired",
+            sign_with(
+                &key.key,
+                real_header(Some("at+jwt")),
+                &with("exp", json!(now - 3600)),
+            ),
+        ),
+        (
+            "nbf in the future",
+            sign_with(
+                &key.key,
+                real_header(Some("at+jwt")),
+                &with("nbf", json!(now + 3600)),
+            ),
+        ),
+        (
+            "unknown jti",
+            sign_with(
+                &key.key,
+                real_header(Some("at+jwt")),
+                &with("jti", json!(uuid::Uuid::new_v4().to_string())),
+            ),
+        ),
+        (
+            "another session's sid",
+            sign_with(
+                &key.key,
+                real_header(Some("at+jwt")),
+                &with("sid", json!("someone-else")),
+            ),
+        ),
+        (
+            "no kid",
+            sign_with(
+                &key.key,
+                {
+                    let mut h = real_header(Some("at+jwt"));
+                    h.kid = None;
+                    h
+                },
+                &good,
+            ),
+        ),
         (
             "unknown kid, attacker's key",
-            sign_with(&attacker_key.key, { let mut h = real_header(Some("at+jwt")); h.kid = Some(attacker.kid.clone()); h }, &good),
+            sign_with(
+                &attacker_key.key,
+                {
+                    let mut h = real_header(Some("at+jwt"));
+                    h.kid = Some(attacker.kid.clone());
+                    h
+                },
+                &good,
+            ),
         ),
-        ("real kid, attacker's key", sign_with(&attacker_key.key, real_header(Some("at+jwt")), &good)),
+        (
+            "real kid, attacker's key",
+            sign_with(&attacker_key.key, real_header(Some("at+jwt")), &good),
+        ),
         (
             "hostile kid",
-            sign_with(&attacker_key.key, { let mut h = real_header(Some("at+jwt")); h.kid = Some("../../etc/passwd' OR '1'='1".into()); h }, &good),
+            sign_with(
+                &attacker_key.key,
+                {
+                    let mut h = real_header(Some("at+jwt"));
+                    h.kid = Some("../../etc/passwd' OR '1'='1".into());
+                    h
+                },
+                &good,
+            ),
         ),
         (
             "embedded jwk header",
-            unsigned_then_sign(&attacker_key, json!({"alg": "EdDSA", "typ": "at+jwt", "kid": attacker.kid, "jwk": attacker_jwk}), &good),
+            unsigned_then_sign(
+                &attacker_key,
+                json!({"alg": "EdDSA", "typ": "at+jwt", "kid": attacker.kid, "jwk": attacker_jwk}),
+                &good,
+            ),
         ),
         (
             "jku header",
-            unsigned_then_sign(&attacker_key, json!({"alg": "EdDSA", "typ": "at+jwt", "kid": attacker.kid, "jku": "https://evil.example/jwks.json"}), &good),
+            unsigned_then_sign(
+                &attacker_key,
+                json!({"alg": "EdDSA", "typ": "at+jwt", "kid": attacker.kid, "jku": "https://evil.example/jwks.json"}),
+                &good,
+            ),
         ),
         (
             "x5u header",
-            unsigned_then_sign(&attacker_key, json!({"alg": "EdDSA", "typ": "at+jwt", "kid": attacker.kid, "x5u": "https://evil.example/cert.pem"}), &good),
+            unsigned_then_sign(
+                &attacker_key,
+                json!({"alg": "EdDSA", "typ": "at+jwt", "kid": attacker.kid, "x5u": "https://evil.example/cert.pem"}),
+                &good,
+            ),
         ),
     ];
     for (name, token) in cases {
@@ -122,7 +247,9 @@ async fn forged_and_tampered_tokens_are_refused() {
 /// Signs an arbitrary header JSON (with `jwk`/`jku`/`x5u`) with the attacker's Ed25519 key.
 fn unsigned_then_sign(key: &SigningKey, header: Value, claims: &Value) -> String {
     let signing_input = format!("{}.{}", b64(&header), b64(claims));
-    let signature = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key.key, Algorithm::EdDSA).expect("sign");
+    let signature =
+        jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key.key, Algorithm::EdDSA)
+            .expect("sign");
     format!("{signing_input}.{signature}")
 }
 
@@ -132,13 +259,22 @@ async fn tokens_signed_with_es256_and_rs256_keys_validate_when_configured() {
         let app = spawn_app_with(|c| c.signing_alg = alg).await;
         let t = app.login("admin", ADMIN_PASSWORD).await;
         let header: Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD.decode(t.access.split('.').next().expect("header")).expect("b64"),
+            &URL_SAFE_NO_PAD
+                .decode(t.access.split('.').next().expect("header"))
+                .expect("b64"),
         )
         .expect("json");
         assert_eq!(header["alg"], alg.as_str());
         assert_eq!(header["typ"], "at+jwt");
         assert_eq!(app.me(&t.access).await.status(), StatusCode::OK);
-        let jwks = json(app.http.get(app.url("/.well-known/jwks.json")).send().await.expect("jwks")).await;
+        let jwks = json(
+            app.http
+                .get(app.url("/.well-known/jwks.json"))
+                .send()
+                .await
+                .expect("jwks"),
+        )
+        .await;
         assert_eq!(jwks["keys"][0]["alg"], alg.as_str());
     }
 }

@@ -25,12 +25,26 @@ async fn password_grant_issues_a_token_pair_and_opens_a_session() {
     let t = tokens(response).await;
     assert_eq!(t.body["token_type"], "Bearer");
     assert_eq!(t.body["expires_in"], 300);
-    assert_eq!(t.body["scope"], "account", "a non-admin never gets the admin scope");
+    assert_eq!(
+        t.body["scope"], "account",
+        "a non-admin never gets the admin scope"
+    );
     assert!(t.refresh().starts_with("tokend_rt_") && t.refresh().len() >= 10 + 43);
 
     // The access token is an RFC 9068 JWT bound to the session.
     let c = claims(&t.access);
-    for claim in ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "sid"] {
+    for claim in [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "nbf",
+        "jti",
+        "client_id",
+        "scope",
+        "sid",
+    ] {
         assert!(!c[claim].is_null(), "claim {claim} in {c}");
     }
     assert_eq!(c["iss"], app.address);
@@ -52,7 +66,9 @@ async fn password_grant_issues_a_token_pair_and_opens_a_session() {
     assert_eq!(access[0].jti, c["jti"]);
 
     let events = app.audit("signin_success").await;
-    assert!(events.iter().any(|e| e.session_id.as_deref() == Some(&session.id)));
+    assert!(events
+        .iter()
+        .any(|e| e.session_id.as_deref() == Some(&session.id)));
 }
 
 #[tokio::test]
@@ -113,7 +129,10 @@ async fn unknown_user_and_wrong_password_look_the_same_and_are_audited() {
     assert!(reasons.contains(&"unknown_user".to_owned()), "{reasons:?}");
     for event in &failures {
         for field in [&event.reason, &event.user_agent, &event.ip] {
-            assert!(!field.as_deref().unwrap_or_default().contains("password-"), "no secret in audit rows");
+            assert!(
+                !field.as_deref().unwrap_or_default().contains("password-"),
+                "no secret in audit rows"
+            );
         }
     }
 }
@@ -122,7 +141,9 @@ async fn unknown_user_and_wrong_password_look_the_same_and_are_audited() {
 async fn a_disabled_user_cannot_sign_in() {
     let app = spawn_app().await;
     let id = app.create_user("dave", "dave-password", false).await;
-    tokend::service::users::set_disabled(&app.ctx, id, true, None, Default::default()).await.expect("disable");
+    tokend::service::users::set_disabled(&app.ctx, id, true, None, Default::default())
+        .await
+        .expect("disable");
     let response = app.password_grant("dave", "dave-password").await;
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
@@ -156,6 +177,9 @@ async fn a_password_over_1024_characters_is_refused_without_hashing() {
     let long = "x".repeat(1025);
     let response = app.password_grant("admin", &long).await;
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let failures = app.audit("signin_failure").await;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].reason.as_deref(), Some("credentials_too_long"));
 }
 
 #[tokio::test]

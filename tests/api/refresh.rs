@@ -16,7 +16,11 @@ async fn refresh_rotates_the_pair_and_links_parent_to_child() {
     assert_ne!(second.refresh(), first.refresh());
     assert_ne!(second.access, first.access);
     assert_eq!(second.body["scope"], "account admin");
-    assert_eq!(claims(&second.access)["sid"], claims(&first.access)["sid"], "same session");
+    assert_eq!(
+        claims(&second.access)["sid"],
+        claims(&first.access)["sid"],
+        "same session"
+    );
     assert_eq!(app.me(&second.access).await.status(), StatusCode::OK);
 
     let (old, session) = app.refresh_row(first.refresh()).await;
@@ -24,7 +28,10 @@ async fn refresh_rotates_the_pair_and_links_parent_to_child() {
     assert!(old.used_at.is_some(), "the presented token is used up");
     assert!(old.revoked_at.is_none());
     assert_eq!(new.parent_id.as_deref(), Some(old.id.as_str()));
-    assert_eq!(new.access_token_jti.as_deref(), claims(&second.access)["jti"].as_str());
+    assert_eq!(
+        new.access_token_jti.as_deref(),
+        claims(&second.access)["jti"].as_str()
+    );
     assert!(new.used_at.is_none());
     assert!(session.last_used_at >= session.created_at);
 }
@@ -41,20 +48,44 @@ async fn reuse_of_a_rotated_token_revokes_the_whole_session() {
     assert_error(replay, StatusCode::BAD_REQUEST, "invalid_grant").await;
 
     // …and the legitimate holder's new pair is dead too: the session ended.
-    assert_error(app.refresh(second.refresh()).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
-    assert_eq!(app.me(&second.access).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.me(&first.access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_error(
+        app.refresh(second.refresh()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        app.me(&second.access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.me(&first.access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     // Another device of the same user is untouched.
     assert_eq!(app.me(&other_device.access).await.status(), StatusCode::OK);
     tokens(app.refresh(other_device.refresh()).await).await;
 
-    let sid = claims(&first.access)["sid"].as_str().expect("sid").to_owned();
+    let sid = claims(&first.access)["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
     let session = app.session(&sid).await;
     assert_eq!(session.revoked_reason.as_deref(), Some("refresh_reuse"));
     for row in app.access_rows(&sid).await {
-        assert_eq!(row.revoked_reason.as_deref(), Some("refresh_reuse"), "access token {}", row.jti);
+        assert_eq!(
+            row.revoked_reason.as_deref(),
+            Some("refresh_reuse"),
+            "access token {}",
+            row.jti
+        );
     }
-    let live: Vec<_> = app.refresh_rows(&sid).await.into_iter().filter(|r| r.used_at.is_none()).collect();
+    let live: Vec<_> = app
+        .refresh_rows(&sid)
+        .await
+        .into_iter()
+        .filter(|r| r.used_at.is_none())
+        .collect();
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].revoked_reason.as_deref(), Some("refresh_reuse"));
     let events = app.audit("refresh_reuse").await;
@@ -68,7 +99,12 @@ async fn refresh_may_narrow_scope_but_never_widen_it() {
     let app = spawn_app().await;
     let first = app.login("admin", ADMIN_PASSWORD).await;
     let narrowed = app
-        .token(&[("grant_type", "refresh_token"), ("client_id", CLI), ("refresh_token", first.refresh()), ("scope", "account")])
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLI),
+            ("refresh_token", first.refresh()),
+            ("scope", "account"),
+        ])
         .await;
     let narrowed = tokens(narrowed).await;
     assert_eq!(narrowed.body["scope"], "account");
@@ -117,7 +153,11 @@ async fn a_refresh_token_is_bound_to_its_client() {
         .await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
     let stolen = app
-        .token(&[("grant_type", "refresh_token"), ("client_id", &other), ("refresh_token", t.refresh())])
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &other),
+            ("refresh_token", t.refresh()),
+        ])
         .await;
     assert_error(stolen, StatusCode::BAD_REQUEST, "invalid_grant").await;
     // The real client can still use it.
@@ -128,8 +168,18 @@ async fn a_refresh_token_is_bound_to_its_client() {
 async fn garbage_and_access_tokens_are_not_refresh_tokens() {
     let app = spawn_app().await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
-    for bogus in [t.access.as_str(), "tokend_rt_doesnotexist", "tokend_pat_x", "x"] {
-        assert_error(app.refresh(bogus).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    for bogus in [
+        t.access.as_str(),
+        "tokend_rt_doesnotexist",
+        "tokend_pat_x",
+        "x",
+    ] {
+        assert_error(
+            app.refresh(bogus).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
     }
 }
 
@@ -138,7 +188,12 @@ async fn idle_refresh_tokens_expire() {
     let app = spawn_app_with(|c| c.refresh_token_ttl = Duration::from_secs(1)).await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    assert_error(app.refresh(t.refresh()).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_error(
+        app.refresh(t.refresh()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -146,9 +201,17 @@ async fn sessions_have_an_absolute_lifetime() {
     let app = spawn_app_with(|c| c.session_max_age = Duration::from_secs(2)).await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
     let t = tokens(app.refresh(t.refresh()).await).await;
-    assert!(t.body["expires_in"].as_i64().expect("expires_in") <= 2, "access tokens never outlive the session");
+    assert!(
+        t.body["expires_in"].as_i64().expect("expires_in") <= 2,
+        "access tokens never outlive the session"
+    );
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert_error(app.refresh(t.refresh()).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_error(
+        app.refresh(t.refresh()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
     assert_eq!(app.me(&t.access).await.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -162,13 +225,28 @@ async fn inside_the_grace_window_a_replay_gets_the_same_successor() {
     assert_ne!(a.access, b.access, "each replay gets a fresh access token");
     assert_eq!(app.me(&b.access).await.status(), StatusCode::OK);
 
-    let sid = claims(&first.access)["sid"].as_str().expect("sid").to_owned();
-    assert_eq!(app.refresh_rows(&sid).await.len(), 2, "one rotation happened");
+    let sid = claims(&first.access)["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+    assert_eq!(
+        app.refresh_rows(&sid).await.len(),
+        2,
+        "one rotation happened"
+    );
 
     // Once the successor itself has been used, replaying the grandparent is reuse.
     let c = tokens(app.refresh(b.refresh()).await).await;
-    assert_error(app.refresh(first.refresh()).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
-    assert_eq!(app.session(&sid).await.revoked_reason.as_deref(), Some("refresh_reuse"));
+    assert_error(
+        app.refresh(first.refresh()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        app.session(&sid).await.revoked_reason.as_deref(),
+        Some("refresh_reuse")
+    );
     assert_eq!(app.me(&c.access).await.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -178,11 +256,25 @@ async fn after_the_grace_window_a_replay_is_reuse() {
     let first = app.login("admin", ADMIN_PASSWORD).await;
     let second = tokens(app.refresh(first.refresh()).await).await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    assert_error(app.refresh(first.refresh()).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
-    assert_error(app.refresh(second.refresh()).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_error(
+        app.refresh(first.refresh()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_error(
+        app.refresh(second.refresh()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
 }
 
-async fn concurrent_refreshes(app: &TestApp, token: &str, n: usize) -> Vec<(StatusCode, serde_json::Value)> {
+async fn concurrent_refreshes(
+    app: &TestApp,
+    token: &str,
+    n: usize,
+) -> Vec<(StatusCode, serde_json::Value)> {
     let mut handles = Vec::new();
     for _ in 0..n {
         let http = app.http.clone();
@@ -191,7 +283,11 @@ async fn concurrent_refreshes(app: &TestApp, token: &str, n: usize) -> Vec<(Stat
         handles.push(tokio::spawn(async move {
             let response = http
                 .post(url)
-                .form(&[("grant_type", "refresh_token"), ("client_id", CLI), ("refresh_token", &token)])
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", CLI),
+                    ("refresh_token", &token),
+                ])
                 .send()
                 .await
                 .expect("request");
@@ -213,19 +309,30 @@ async fn twenty_concurrent_refreshes_rotate_exactly_once_and_the_rest_are_reuse(
     let sid = claims(&t.access)["sid"].as_str().expect("sid").to_owned();
     let results = concurrent_refreshes(&app, t.refresh(), 20).await;
 
-    let ok: Vec<_> = results.iter().filter(|(s, _)| *s == StatusCode::OK).collect();
+    let ok: Vec<_> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .collect();
     assert!(ok.len() <= 1, "at most one winner: {results:?}");
     for (status, body) in &results {
         assert!(
-            *status == StatusCode::OK || (*status == StatusCode::BAD_REQUEST && body["error"] == "invalid_grant"),
+            *status == StatusCode::OK
+                || (*status == StatusCode::BAD_REQUEST && body["error"] == "invalid_grant"),
             "{status} {body}"
         );
     }
     let rows = app.refresh_rows(&sid).await;
-    assert_eq!(rows.len(), 2, "exactly one rotation: the original and one successor");
+    assert_eq!(
+        rows.len(),
+        2,
+        "exactly one rotation: the original and one successor"
+    );
     assert_eq!(rows.iter().filter(|r| r.parent_id.is_some()).count(), 1);
     // Without a grace window the losers are reuse: the session is gone.
-    assert_eq!(app.session(&sid).await.revoked_reason.as_deref(), Some("refresh_reuse"));
+    assert_eq!(
+        app.session(&sid).await.revoked_reason.as_deref(),
+        Some("refresh_reuse")
+    );
 }
 
 #[tokio::test]
@@ -239,11 +346,18 @@ async fn twenty_concurrent_refreshes_inside_the_grace_window_all_get_the_same_su
         .iter()
         .map(|(status, body)| {
             assert_eq!(*status, StatusCode::OK, "{body}");
-            body["refresh_token"].as_str().expect("refresh_token").to_owned()
+            body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned()
         })
         .collect();
     assert_eq!(successors.len(), 1, "the chain never forks");
-    assert_eq!(app.refresh_rows(&sid).await.len(), 2, "exactly one rotation");
+    assert_eq!(
+        app.refresh_rows(&sid).await.len(),
+        2,
+        "exactly one rotation"
+    );
     assert!(app.session(&sid).await.revoked_at.is_none());
     let successor = successors.into_iter().next().expect("one");
     tokens(app.refresh(&successor).await).await;

@@ -14,33 +14,62 @@ async fn revoking_an_access_token_cascades_to_its_refresh_tokens_and_session() {
     let phone = tokens(app.refresh(phone_first.refresh()).await).await;
     assert_eq!(app.me(&phone_first.access).await.status(), StatusCode::OK);
 
-    let response = app.revoke(&[("token", phone.access.as_str()), ("client_id", CLI)]).await;
+    let response = app
+        .revoke(&[("token", phone.access.as_str()), ("client_id", CLI)])
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert!(response.text().await.expect("body").is_empty());
 
     // Its refresh token is refused, the session's other access token too…
-    assert_error(app.refresh(phone.refresh()).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
-    assert_eq!(app.me(&phone.access).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.me(&phone_first.access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_error(
+        app.refresh(phone.refresh()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        app.me(&phone.access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.me(&phone_first.access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     // …and the laptop keeps working.
     assert_eq!(app.me(&laptop.access).await.status(), StatusCode::OK);
     tokens(app.refresh(laptop.refresh()).await).await;
 
     // What the database holds: every row of the session revoked with the reason.
-    let sid = claims(&phone.access)["sid"].as_str().expect("sid").to_owned();
+    let sid = claims(&phone.access)["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
     let session = app.session(&sid).await;
     assert!(session.revoked_at.is_some());
-    assert_eq!(session.revoked_reason.as_deref(), Some("access_token_revoked"));
+    assert_eq!(
+        session.revoked_reason.as_deref(),
+        Some("access_token_revoked")
+    );
     let access = app.access_rows(&sid).await;
     assert_eq!(access.len(), 2);
-    assert!(access.iter().all(|r| r.revoked_reason.as_deref() == Some("access_token_revoked")));
+    assert!(access
+        .iter()
+        .all(|r| r.revoked_reason.as_deref() == Some("access_token_revoked")));
     let (linked, _) = app.refresh_row(phone.refresh()).await;
-    assert_eq!(linked.access_token_jti.as_deref(), claims(&phone.access)["jti"].as_str());
-    assert_eq!(linked.revoked_reason.as_deref(), Some("access_token_revoked"));
+    assert_eq!(
+        linked.access_token_jti.as_deref(),
+        claims(&phone.access)["jti"].as_str()
+    );
+    assert_eq!(
+        linked.revoked_reason.as_deref(),
+        Some("access_token_revoked")
+    );
     let events = app.audit("token_revoked").await;
-    assert!(events.iter().any(|e| e.session_id.as_deref() == Some(sid.as_str())
-        && e.reason.as_deref() == Some("access_token_revoked")));
+    assert!(events
+        .iter()
+        .any(|e| e.session_id.as_deref() == Some(sid.as_str())
+            && e.reason.as_deref() == Some("access_token_revoked")));
 }
 
 #[tokio::test]
@@ -49,20 +78,37 @@ async fn revoking_a_refresh_token_ends_its_session() {
     let t = app.login("admin", ADMIN_PASSWORD).await;
     // The hint is wrong on purpose: the token is still found.
     let response = app
-        .revoke(&[("token", t.refresh()), ("token_type_hint", "access_token"), ("client_id", CLI)])
+        .revoke(&[
+            ("token", t.refresh()),
+            ("token_type_hint", "access_token"),
+            ("client_id", CLI),
+        ])
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.me(&t.access).await.status(), StatusCode::UNAUTHORIZED);
-    assert_error(app.refresh(t.refresh()).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_error(
+        app.refresh(t.refresh()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
     let sid = claims(&t.access)["sid"].as_str().expect("sid").to_owned();
-    assert_eq!(app.session(&sid).await.revoked_reason.as_deref(), Some("refresh_token_revoked"));
+    assert_eq!(
+        app.session(&sid).await.revoked_reason.as_deref(),
+        Some("refresh_token_revoked")
+    );
 }
 
 #[tokio::test]
 async fn unknown_malformed_and_already_revoked_tokens_answer_200() {
     let app = spawn_app().await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
-    assert_eq!(app.revoke(&[("token", t.access.as_str()), ("client_id", CLI)]).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.revoke(&[("token", t.access.as_str()), ("client_id", CLI)])
+            .await
+            .status(),
+        StatusCode::OK
+    );
     for token in [
         t.access.as_str(),
         t.refresh(),
@@ -72,11 +118,22 @@ async fn unknown_malformed_and_already_revoked_tokens_answer_200() {
         "eyJhbGciOiJub25lIn0.e30.",
     ] {
         for hint in ["access_token", "refresh_token", "something_else"] {
-            let response = app.revoke(&[("token", token), ("token_type_hint", hint), ("client_id", CLI)]).await;
+            let response = app
+                .revoke(&[
+                    ("token", token),
+                    ("token_type_hint", hint),
+                    ("client_id", CLI),
+                ])
+                .await;
             assert_eq!(response.status(), StatusCode::OK, "{token} {hint}");
         }
     }
-    assert_error(app.revoke(&[("client_id", CLI)]).await, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_error(
+        app.revoke(&[("client_id", CLI)]).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -93,7 +150,9 @@ async fn a_token_of_another_client_is_refused_and_nothing_is_revoked() {
         .await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
     for token in [t.access.as_str(), t.refresh()] {
-        let response = app.revoke(&[("token", token), ("client_id", other.as_str())]).await;
+        let response = app
+            .revoke(&[("token", token), ("client_id", other.as_str())])
+            .await;
         assert_error(response, StatusCode::BAD_REQUEST, "unauthorized_client").await;
     }
     assert_eq!(app.me(&t.access).await.status(), StatusCode::OK);
@@ -107,11 +166,17 @@ async fn confidential_clients_must_authenticate_to_revoke() {
     let app = spawn_app().await;
     let (id, secret) = app.confidential_client(&["read"]).await;
     let t = tokens(
-        app.token(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)])
-            .await,
+        app.token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+        ])
+        .await,
     )
     .await;
-    let unauthenticated = app.revoke(&[("token", t.access.as_str()), ("client_id", id.as_str())]).await;
+    let unauthenticated = app
+        .revoke(&[("token", t.access.as_str()), ("client_id", id.as_str())])
+        .await;
     assert_error(unauthenticated, StatusCode::UNAUTHORIZED, "invalid_client").await;
     let active = json(app.introspect(&id, &secret, &t.access).await).await;
     assert_eq!(active["active"], true);
@@ -125,5 +190,8 @@ async fn confidential_clients_must_authenticate_to_revoke() {
         .await
         .expect("request");
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(json(app.introspect(&id, &secret, &t.access).await).await, serde_json::json!({"active": false}));
+    assert_eq!(
+        json(app.introspect(&id, &secret, &t.access).await).await,
+        serde_json::json!({"active": false})
+    );
 }

@@ -8,7 +8,8 @@ use crate::helpers::*;
 async fn bad_requests_get_a_clear_4xx_and_change_nothing() {
     let app = spawn_app().await;
     let (cid, secret) = app.confidential_client(&["read"]).await;
-    let good_login = format!("grant_type=password&client_id={CLI}&username=admin&password={ADMIN_PASSWORD}");
+    let good_login =
+        format!("grant_type=password&client_id={CLI}&username=admin&password={ADMIN_PASSWORD}");
     let huge = format!("{good_login}&pad={}", "a".repeat(20_000));
     let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
         ("missing grant_type", app.http.post(app.url("/oauth/token")).form(&[("client_id", CLI)]), StatusCode::BAD_REQUEST, "invalid_request"),
@@ -173,13 +174,21 @@ async fn bad_requests_get_a_clear_4xx_and_change_nothing() {
         let got = response.status();
         let body = response.text().await.expect("body");
         assert_eq!(got, status, "{name}: {body}");
-        let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{name}: not JSON: {body}"));
+        let body: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{name}: not JSON: {body}"));
         assert_eq!(body["error"], code, "{name}: {body}");
     }
 
     // Nothing was issued by any of them.
-    let admin = app.db(|c| tokend::store::users::find_by_username(c, "admin")).await.expect("admin");
-    let sessions = app.db(move |c| tokend::store::tokens::list_active_sessions(c, &admin.id, tokend::store::now())).await;
+    let admin = app
+        .db(|c| tokend::store::users::find_by_username(c, "admin"))
+        .await
+        .expect("admin");
+    let sessions = app
+        .db(move |c| {
+            tokend::store::tokens::list_active_sessions(c, &admin.id, tokend::store::now())
+        })
+        .await;
     assert!(sessions.is_empty(), "no session opened by a bad request");
 }
 
@@ -196,7 +205,10 @@ async fn a_wrong_secret_by_basic_gets_401_with_a_basic_challenge() {
         .await
         .expect("request");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(response.headers()["www-authenticate"].to_str().expect("ascii").starts_with("Basic"));
+    assert!(response.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("Basic"));
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
 
@@ -230,6 +242,22 @@ async fn unknown_parameters_are_ignored_and_wrong_methods_get_405() {
         assert_eq!(response.headers()["allow"], "POST");
         assert_error(response, StatusCode::METHOD_NOT_ALLOWED, "invalid_request").await;
     }
-    let response = app.http.get(app.url("/no/such/thing")).send().await.expect("request");
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/api/me",
+        "/.well-known/jwks.json",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let response = app.http.post(app.url(path)).send().await.expect("request");
+        assert_eq!(response.headers()["allow"], "GET");
+        assert_error(response, StatusCode::METHOD_NOT_ALLOWED, "invalid_request").await;
+    }
+    let response = app
+        .http
+        .get(app.url("/no/such/thing"))
+        .send()
+        .await
+        .expect("request");
     assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
 }
