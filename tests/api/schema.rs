@@ -58,7 +58,11 @@ async fn every_foreign_key_has_an_index() {
         })
         .await;
     assert_eq!(fks.len(), 6, "found the foreign keys: {fks:?}");
-    let missing: Vec<_> = fks.iter().filter(|f| f.indexed == 0).collect();
+    let missing: Vec<String> = fks
+        .iter()
+        .filter(|f| f.indexed == 0)
+        .map(|f| format!("{}.{}", f.table_name, f.column_name))
+        .collect();
     assert!(
         missing.is_empty(),
         "foreign keys without an index: {missing:?}"
