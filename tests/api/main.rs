@@ -9,6 +9,7 @@ mod helpers;
 mod introspection;
 mod jwt_attacks;
 mod nodes;
+mod outage;
 mod password_grant;
 mod refresh;
 mod revocation;
