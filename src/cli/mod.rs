@@ -45,6 +45,26 @@ pub enum Command {
     /// Manage signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// End sessions
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Read the audit trail, newest first
+    Audit {
+        /// Only events about this user (a username)
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events of this kind (signin_failure, refresh_reuse, logout_all, …)
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=1000))]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// End one session (log that device out)
+    End { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +94,8 @@ pub enum UserCommand {
     Disable { name: String },
     /// Enable a disabled user
     Enable { name: String },
+    /// List users
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +201,54 @@ pub async fn run(command: Command, config: Config, json_out: bool) -> anyhow::Re
         Command::User(cmd) => user(cmd, open(config).await?, json_out).await,
         Command::Client(cmd) => client(cmd, open(config).await?, json_out).await,
         Command::Keys(cmd) => keys(cmd, open(config).await?, json_out).await,
+        Command::Session(SessionCommand::End { id }) => {
+            let ctx = open(config).await?;
+            crate::service::sessions::end(
+                &ctx,
+                id,
+                crate::service::sessions::Owner::Admin { actor_id: None },
+                Reason::AdminSessionEnded,
+                cli_meta(),
+            )
+            .await?;
+            if json_out {
+                println!("{}", json!({ "ended": true }));
+            } else {
+                println!("session ended");
+            }
+            Ok(())
+        }
+        Command::Audit { user, kind, limit } => {
+            let ctx = open(config).await?;
+            let user_id = match user {
+                Some(name) => Some(users::find_by_username(&ctx, name).await?.id),
+                None => None,
+            };
+            let filter = store::audit::Filter {
+                user_id,
+                kind,
+                session_id: None,
+                limit,
+            };
+            let events = crate::service::audit::list(&ctx, filter).await?;
+            if json_out {
+                println!("{}", json!({ "events": events }));
+            } else {
+                for e in events {
+                    println!(
+                        "{}  {:<24} {:<22} user={} session={} client={} ip={}",
+                        e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        e.kind,
+                        e.reason.as_deref().unwrap_or("-"),
+                        e.user_id.as_deref().unwrap_or("-"),
+                        e.session_id.as_deref().unwrap_or("-"),
+                        e.client_id.as_deref().unwrap_or("-"),
+                        e.ip.as_deref().unwrap_or("-"),
+                    );
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -301,6 +371,22 @@ async fn user(cmd: UserCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
             let counts = users::set_disabled(&ctx, user.id, true, None, cli_meta()).await?;
             print_counts(json_out, &format!("{} disabled", user.username), &counts);
         }
+        UserCommand::List => {
+            let list = users::list(&ctx).await?;
+            if json_out {
+                println!("{}", json!({ "users": list }));
+            } else {
+                for u in list {
+                    let flags = [(u.is_admin, "admin"), (u.disabled, "disabled")]
+                        .iter()
+                        .filter(|(on, _)| *on)
+                        .map(|(_, f)| *f)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    println!("{}  {:<24} {}", u.id, u.username, flags);
+                }
+            }
+        }
         UserCommand::Enable { name } => {
             let user = users::find_by_username(&ctx, name).await?;
             users::set_disabled(&ctx, user.id, false, None, cli_meta()).await?;
@@ -334,13 +420,7 @@ async fn client(cmd: ClientCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<
                 allowed_origins: args.origins,
                 audiences: args.audiences,
             };
-            let created = ctx
-                .pool
-                .run(move |conn| {
-                    conn.write(|conn| Ok(clients::create(conn, new)))
-                        .map_err(crate::service::ServiceError::from)
-                })
-                .await??;
+            let created = clients::register(&ctx, new, None, cli_meta()).await?;
             if json_out {
                 let mut out = json!({ "client_id": created.client.client_id });
                 if let Some(secret) = &created.client_secret {
@@ -386,14 +466,7 @@ async fn keys(cmd: KeysCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
     let alg = ctx.config.signing_alg;
     match cmd {
         KeysCommand::Rotate => {
-            let keys = ctx.keys.clone();
-            let kid = ctx
-                .pool
-                .run(move |conn| {
-                    keys.rotate(conn, alg)
-                        .map_err(crate::service::ServiceError::Unexpected)
-                })
-                .await?;
+            let kid = crate::service::keys::rotate(&ctx, None, cli_meta()).await?;
             if json_out {
                 println!("{}", json!({ "kid": kid, "alg": alg.as_str() }));
             } else {

@@ -1,12 +1,31 @@
-//! The account API: what a signed-in user does with a bearer token.
+//! The account API: what a signed-in user does with a bearer token (an access token or a personal
+//! access token) holding the `account` scope.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::bearer;
 use super::error::ApiError;
+use super::{bearer, json, meta};
+use crate::service::revocation::Reason;
 use crate::service::scope::ACCOUNT;
-use crate::service::Ctx;
+use crate::service::sessions::{self, Owner};
+use crate::service::validation::Principal;
+use crate::service::{personal_tokens, users, Ctx};
+
+/// Authenticates the caller as a user holding `account`.
+async fn caller(ctx: &Ctx, req: &HttpRequest) -> Result<(Principal, String), ApiError> {
+    let principal = bearer::require(ctx, req, ACCOUNT).await?;
+    let user_id = principal.user_id.clone().ok_or_else(|| {
+        ApiError::plain(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this token does not belong to a user",
+        )
+    })?;
+    Ok((principal, user_id))
+}
 
 /// `GET /api/me`
 pub async fn me(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -19,4 +38,189 @@ pub async fn me(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, A
         "client_id": principal.client_id,
         "scopes": principal.scopes,
     })))
+}
+
+/// `GET /api/sessions`
+pub async fn sessions(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (principal, user_id) = caller(&ctx, &req).await?;
+    let list = users::sessions(&ctx, user_id, Some(principal.session_id)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "sessions": list })))
+}
+
+/// `DELETE /api/sessions/{id}`
+pub async fn end_session(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, user_id) = caller(&ctx, &req).await?;
+    sessions::end(
+        &ctx,
+        id.into_inner(),
+        Owner::User(user_id),
+        Reason::SessionEnded,
+        meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/logout`
+pub async fn logout(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (principal, user_id) = caller(&ctx, &req).await?;
+    sessions::end(
+        &ctx,
+        principal.session_id,
+        Owner::User(user_id),
+        Reason::Logout,
+        meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutAll {
+    #[serde(default)]
+    except_current: bool,
+}
+
+/// `POST /api/logout-all`
+pub async fn logout_all(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (principal, user_id) = caller(&ctx, &req).await?;
+    let body: LogoutAll = json::read(&req, payload, Some(LogoutAll::default())).await?;
+    let except = body.except_current.then_some(principal.session_id);
+    let counts = users::logout_all(
+        &ctx,
+        user_id.clone(),
+        except,
+        Reason::LogoutAll,
+        Some(user_id),
+        meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(counts))
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    current_password: String,
+    new_password: String,
+    #[serde(default = "default_true")]
+    logout_other_sessions: bool,
+}
+
+/// `POST /api/password`
+pub async fn change_password(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (principal, user_id) = caller(&ctx, &req).await?;
+    let body: ChangePassword = json::read(&req, payload, None).await?;
+    let counts = users::change_own_password(
+        &ctx,
+        user_id,
+        principal.session_id,
+        body.current_password,
+        body.new_password,
+        body.logout_other_sessions,
+        meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(counts))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    name: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    expires_in: Option<i64>,
+}
+
+/// `POST /api/tokens`
+pub async fn create_token(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (principal, _) = caller(&ctx, &req).await?;
+    let body: NewToken = json::read(&req, payload, None).await?;
+    let created = personal_tokens::create(
+        &ctx,
+        &principal,
+        body.name,
+        body.scopes,
+        body.expires_in,
+        meta(&req),
+    )
+    .await
+    .map_err(scope_as_request_error)?;
+    Ok(HttpResponse::Created()
+        .insert_header(("cache-control", "no-store"))
+        .json(created))
+}
+
+/// Outside the OAuth endpoints a refused scope is a bad request, answered as JSON.
+fn scope_as_request_error(err: crate::service::ServiceError) -> ApiError {
+    match err {
+        crate::service::ServiceError::InvalidScope(d) => {
+            ApiError::plain(StatusCode::BAD_REQUEST, "invalid_scope", d)
+        }
+        other => other.into(),
+    }
+}
+
+/// `GET /api/tokens`
+pub async fn list_tokens(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (_, user_id) = caller(&ctx, &req).await?;
+    let tokens = personal_tokens::list(&ctx, user_id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "tokens": tokens })))
+}
+
+/// `DELETE /api/tokens/{id}`
+pub async fn delete_token(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, user_id) = caller(&ctx, &req).await?;
+    personal_tokens::revoke(&ctx, user_id, id.into_inner(), meta(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByName {
+    name: Option<String>,
+}
+
+/// `DELETE /api/tokens?name=NAME`
+pub async fn delete_tokens_named(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (_, user_id) = caller(&ctx, &req).await?;
+    let query: ByName = json::query(&req)?;
+    let name = query.name.filter(|n| !n.is_empty()).ok_or_else(|| {
+        ApiError::plain(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the name parameter is missing",
+        )
+    })?;
+    let revoked = personal_tokens::revoke_named(&ctx, user_id, name, meta(&req)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "revoked": revoked })))
 }

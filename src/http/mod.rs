@@ -2,11 +2,13 @@
 //! authorise, call one service function, and map its result.
 
 pub mod account;
+pub mod admin;
 pub mod bearer;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
 pub mod health;
+pub mod json;
 pub mod oauth;
 pub mod params;
 
@@ -52,6 +54,25 @@ fn method_not_allowed(
     }
 }
 
+/// A resource answering one method, and a JSON 405 with `Allow` for the others.
+macro_rules! one_method {
+    ($name:ident, $method:ident, $allow:literal) => {
+        fn $name<F, Args>(path: &str, handler: F) -> actix_web::Resource
+        where
+            F: actix_web::Handler<Args>,
+            Args: actix_web::FromRequest + 'static,
+            F::Output: actix_web::Responder + 'static,
+        {
+            web::resource(path)
+                .route(web::$method().to(handler))
+                .default_service(web::to(method_not_allowed($allow)))
+        }
+    };
+}
+one_method!(get, get, "GET");
+one_method!(post, post, "POST");
+one_method!(delete, delete, "DELETE");
+
 /// Every route tokend serves.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -79,11 +100,42 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(discovery::jwks))
             .default_service(web::to(method_not_allowed("GET"))),
     )
+    .service(get("/api/me", account::me))
+    .service(get("/api/sessions", account::sessions))
+    .service(delete("/api/sessions/{id}", account::end_session))
+    .service(post("/api/logout", account::logout))
+    .service(post("/api/logout-all", account::logout_all))
+    .service(post("/api/password", account::change_password))
     .service(
-        web::resource("/api/me")
-            .route(web::get().to(account::me))
-            .default_service(web::to(method_not_allowed("GET"))),
+        web::resource("/api/tokens")
+            .route(web::get().to(account::list_tokens))
+            .route(web::post().to(account::create_token))
+            .route(web::delete().to(account::delete_tokens_named))
+            .default_service(web::to(method_not_allowed("GET, POST, DELETE"))),
     )
+    .service(delete("/api/tokens/{id}", account::delete_token))
+    .service(
+        web::resource("/admin/users")
+            .route(web::get().to(admin::list_users))
+            .route(web::post().to(admin::create_user))
+            .default_service(web::to(method_not_allowed("GET, POST"))),
+    )
+    .service(get("/admin/users/{id}", admin::get_user))
+    .service(post("/admin/users/{id}/password", admin::set_password))
+    .service(post("/admin/users/{id}/logout-all", admin::logout_all))
+    .service(post("/admin/users/{id}/disable", admin::disable))
+    .service(post("/admin/users/{id}/enable", admin::enable))
+    .service(get("/admin/users/{id}/sessions", admin::user_sessions))
+    .service(delete("/admin/sessions/{id}", admin::end_session))
+    .service(
+        web::resource("/admin/clients")
+            .route(web::get().to(admin::list_clients))
+            .route(web::post().to(admin::create_client))
+            .default_service(web::to(method_not_allowed("GET, POST"))),
+    )
+    .service(delete("/admin/clients/{id}", admin::delete_client))
+    .service(get("/admin/audit", admin::audit))
+    .service(post("/admin/keys/rotate", admin::rotate_keys))
     .service(
         web::resource("/healthz")
             .route(web::get().to(health::healthz))

@@ -30,3 +30,44 @@ pub fn record(conn: &mut Conn, event: Event<'_>, meta: &RequestMeta) -> store::R
     };
     store::audit::insert(conn, &row)
 }
+
+/// An audit event as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventView {
+    pub id: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub kind: String,
+    pub reason: Option<String>,
+    pub actor_id: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub client_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl From<AuditEvent> for EventView {
+    fn from(e: AuditEvent) -> Self {
+        EventView {
+            id: e.id,
+            at: e.at.and_utc(),
+            kind: e.kind,
+            reason: e.reason,
+            actor_id: e.actor_id,
+            user_id: e.user_id,
+            session_id: e.session_id,
+            client_id: e.client_id,
+            ip: e.ip,
+            user_agent: e.user_agent,
+        }
+    }
+}
+
+/// Events matching `filter`, newest first.
+pub async fn list(ctx: &super::Ctx, filter: store::audit::Filter) -> super::Result<Vec<EventView>> {
+    let rows = ctx
+        .pool
+        .run(move |conn| store::audit::list(conn, &filter).map_err(super::ServiceError::from))
+        .await?;
+    Ok(rows.into_iter().map(EventView::from).collect())
+}

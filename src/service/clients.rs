@@ -244,6 +244,42 @@ pub fn create(conn: &mut Conn, new: NewClient) -> Result<CreatedClient> {
     })
 }
 
+/// Registers a client and records who did it, in one transaction.
+pub async fn register(
+    ctx: &Ctx,
+    new: NewClient,
+    actor_id: Option<String>,
+    meta: RequestMeta,
+) -> Result<CreatedClient> {
+    ctx.pool
+        .run(move |conn| {
+            conn.write(|conn| {
+                let created = match create(conn, new) {
+                    Ok(created) => created,
+                    Err(e) => return Ok(Err(e)),
+                };
+                audit::record(
+                    conn,
+                    Event {
+                        kind: "client_created",
+                        reason: Some(if created.client.public {
+                            "public"
+                        } else {
+                            "confidential"
+                        }),
+                        actor_id: actor_id.as_deref(),
+                        client_id: Some(&created.client.client_id),
+                        ..Default::default()
+                    },
+                    &meta,
+                )?;
+                Ok(Ok(created))
+            })
+            .map_err(ServiceError::from)?
+        })
+        .await
+}
+
 pub async fn list(ctx: &Ctx) -> Result<Vec<ClientInfo>> {
     let rows = ctx
         .pool

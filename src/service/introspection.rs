@@ -22,7 +22,8 @@ pub struct Details {
     pub sub: String,
     pub token_type: &'static str,
     pub token_use: &'static str,
-    pub exp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
     pub iat: i64,
     pub nbf: i64,
     pub aud: Vec<String>,
@@ -39,6 +40,30 @@ const INACTIVE: Introspection = Introspection {
 pub async fn introspect(ctx: &Ctx, token: &str) -> Result<Introspection> {
     match TokenKind::of(token) {
         Some(TokenKind::Refresh) => introspect_refresh(ctx, token).await,
+        Some(TokenKind::Personal) => {
+            match super::validation::authenticate_personal(ctx, token).await {
+                Ok((principal, row)) => Ok(Introspection {
+                    active: true,
+                    details: Some(Details {
+                        scope: principal.scopes.0.join(" "),
+                        client_id: principal.client_id,
+                        username: principal.username,
+                        sub: principal.user_id.unwrap_or_default(),
+                        token_type: "Bearer",
+                        token_use: "personal_access_token",
+                        exp: row.expires_at.map(|t| t.and_utc().timestamp()),
+                        iat: row.created_at.and_utc().timestamp(),
+                        nbf: row.created_at.and_utc().timestamp(),
+                        aud: vec![ctx.config.issuer.clone()],
+                        iss: ctx.config.issuer.clone(),
+                        jti: row.id,
+                        sid: principal.session_id,
+                    }),
+                }),
+                Err(ServiceError::InvalidToken(_)) => Ok(INACTIVE),
+                Err(other) => Err(other),
+            }
+        }
         Some(_) => Ok(INACTIVE),
         None => match super::validation::validate(ctx, token).await {
             Ok((principal, claims)) => Ok(Introspection {
@@ -50,7 +75,7 @@ pub async fn introspect(ctx: &Ctx, token: &str) -> Result<Introspection> {
                     sub: claims.sub,
                     token_type: "Bearer",
                     token_use: "access_token",
-                    exp: claims.exp,
+                    exp: Some(claims.exp),
                     iat: claims.iat,
                     nbf: claims.nbf,
                     aud: claims.aud,
@@ -104,7 +129,7 @@ async fn introspect_refresh(ctx: &Ctx, token: &str) -> Result<Introspection> {
             sub: session.user_id.unwrap_or(session.client_id),
             token_type: "Bearer",
             token_use: "refresh_token",
-            exp: token.expires_at.and_utc().timestamp(),
+            exp: Some(token.expires_at.and_utc().timestamp()),
             iat: token.issued_at.and_utc().timestamp(),
             nbf: token.issued_at.and_utc().timestamp(),
             aud: vec![ctx.config.issuer.clone()],

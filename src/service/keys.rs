@@ -156,3 +156,26 @@ impl KeyManager {
             .ok_or_else(|| ServiceError::Unexpected(anyhow::anyhow!("no signing key loaded")))
     }
 }
+
+/// Rotates the signing key (of the configured algorithm) and records who did it.
+pub async fn rotate(
+    ctx: &super::Ctx,
+    actor_id: Option<String>,
+    meta: super::RequestMeta,
+) -> Result<String> {
+    let keys = ctx.keys.clone();
+    let alg = ctx.config.signing_alg;
+    ctx.pool
+        .run(move |conn| {
+            let kid = keys.rotate(conn, alg).map_err(ServiceError::Unexpected)?;
+            let event = super::audit::Event {
+                kind: "key_rotated",
+                reason: Some(alg.as_str()),
+                actor_id: actor_id.as_deref(),
+                ..Default::default()
+            };
+            super::audit::record(conn, event, &meta)?;
+            Ok(kid)
+        })
+        .await
+}

@@ -8,8 +8,10 @@ pub mod clients;
 pub mod grants;
 pub mod introspection;
 pub mod keys;
+pub mod personal_tokens;
 pub mod revocation;
 pub mod scope;
+pub mod sessions;
 pub mod users;
 pub mod validation;
 

@@ -33,6 +33,12 @@ pub enum Reason {
     AdminLogoutAll,
     UserDisabled,
     ClientDeleted,
+    /// The user logged one session out (this device, or another one from the session list).
+    SessionEnded,
+    /// An admin ended one session.
+    AdminSessionEnded,
+    /// The user deleted a personal access token (by id or by name).
+    PersonalTokenDeleted,
 }
 
 impl Reason {
@@ -47,6 +53,9 @@ impl Reason {
             Reason::AdminLogoutAll => "admin_logout_all",
             Reason::UserDisabled => "user_disabled",
             Reason::ClientDeleted => "client_deleted",
+            Reason::SessionEnded => "device_logout",
+            Reason::AdminSessionEnded => "admin_session_ended",
+            Reason::PersonalTokenDeleted => "personal_token_deleted",
         }
     }
 }

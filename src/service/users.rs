@@ -329,3 +329,76 @@ pub async fn set_disabled(
         .await?
         .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
 }
+
+/// A user changes their own password: the current one must be right (403 otherwise); other
+/// sessions are logged out unless `logout_other_sessions` is false; the current one stays.
+pub async fn change_own_password(
+    ctx: &Ctx,
+    user_id: String,
+    current_session: String,
+    current_password: String,
+    new_password: String,
+    logout_other_sessions: bool,
+    meta: RequestMeta,
+) -> Result<Counts> {
+    check_password(&new_password)?;
+    if current_password.chars().count() > super::grants::MAX_PASSWORD_LEN {
+        return Err(ServiceError::Forbidden(
+            "the current password is wrong".to_owned(),
+        ));
+    }
+    let id = user_id.clone();
+    let user = ctx
+        .pool
+        .run(move |conn| store::users::find_by_id(conn, &id).map_err(ServiceError::from))
+        .await?
+        .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))?;
+    let verified = ctx
+        .hasher
+        .verify(current_password, Some(user.password_hash))
+        .await?;
+    if verified == crate::crypto::password::Verified::No {
+        let (uid, meta2) = (user_id.clone(), meta.clone());
+        ctx.pool
+            .run(move |conn| {
+                let event = Event {
+                    kind: "password_change_failure",
+                    reason: Some("bad_current_password"),
+                    actor_id: Some(&uid),
+                    user_id: Some(&uid),
+                    ..Default::default()
+                };
+                audit::record(conn, event, &meta2).map_err(ServiceError::from)
+            })
+            .await?;
+        return Err(ServiceError::Forbidden(
+            "the current password is wrong".to_owned(),
+        ));
+    }
+    set_password(
+        ctx,
+        user_id.clone(),
+        new_password,
+        !logout_other_sessions,
+        Some(current_session),
+        Some(user_id),
+        meta,
+    )
+    .await
+}
+
+pub async fn list(ctx: &Ctx) -> Result<Vec<UserView>> {
+    let rows = ctx
+        .pool
+        .run(|conn| store::users::list(conn).map_err(ServiceError::from))
+        .await?;
+    Ok(rows.iter().map(UserView::from).collect())
+}
+
+pub async fn get(ctx: &Ctx, id: String) -> Result<UserView> {
+    ctx.pool
+        .run(move |conn| store::users::find_by_id(conn, &id).map_err(ServiceError::from))
+        .await?
+        .map(|u| UserView::from(&u))
+        .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
+}

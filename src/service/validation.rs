@@ -20,6 +20,23 @@ pub struct Principal {
     pub session_id: String,
     pub client_id: String,
     pub scopes: ScopeSetView,
+    /// `access_token` (a JWT) or `personal_access_token`.
+    pub token_use: &'static str,
+}
+
+/// A session's `last_used_at` is written at most this often (issue: Sanctum's per-request write).
+pub const LAST_USED_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// Records use of a live session if its mark is stale; a failure here never fails the request.
+fn touch(conn: &mut store::Conn, session: &crate::store::models::Session) {
+    let now = store::now();
+    if session.revoked_at.is_none() && session.last_used_at < now - LAST_USED_EVERY {
+        if let Err(err) =
+            store::tokens::touch_session_if_stale(conn, &session.id, now, LAST_USED_EVERY)
+        {
+            tracing::debug!(error = %err, "could not record session use");
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,12 +68,67 @@ pub async fn verify_jwt(ctx: &Ctx, token: &str, check_exp: bool) -> Result<Acces
     }
 }
 
-/// Authenticates a bearer token: a JWT access token whose row, session and user are live.
+/// Authenticates a bearer token: a JWT access token or a personal access token whose session and
+/// user are live.
 pub async fn authenticate(ctx: &Ctx, token: &str) -> Result<Principal> {
-    validate(ctx, token).await.map(|(principal, _)| principal)
+    match TokenKind::of(token) {
+        Some(TokenKind::Personal) => authenticate_personal(ctx, token)
+            .await
+            .map(|(principal, _)| principal),
+        Some(_) => Err(invalid("this token is not an access token")),
+        None => validate(ctx, token).await.map(|(principal, _)| principal),
+    }
 }
 
-/// [`authenticate`], also returning the token's claims.
+/// Validates a personal access token; also returns its row (for introspection).
+pub async fn authenticate_personal(
+    ctx: &Ctx,
+    token: &str,
+) -> Result<(Principal, crate::store::models::PersonalAccessToken)> {
+    if token.len() > 200 {
+        return Err(invalid("the token is invalid"));
+    }
+    let hash = crate::crypto::token::OpaqueToken::from_presented(token).hash();
+    let found = ctx
+        .pool
+        .run(move |conn| {
+            let found = store::tokens::find_personal_by_hash(conn, &hash.0)?;
+            if let Some((_, session, _)) = &found {
+                touch(conn, session);
+            }
+            Ok::<_, ServiceError>(found)
+        })
+        .await?;
+    let Some((row, session, (username, is_admin, disabled_at))) = found else {
+        return Err(invalid("the token is invalid"));
+    };
+    if !crate::crypto::constant_time_eq(
+        &row.token_hash,
+        &crate::crypto::token::OpaqueToken::from_presented(token)
+            .hash()
+            .0,
+    ) {
+        return Err(invalid("the token is invalid"));
+    }
+    if session.revoked_at.is_some() || disabled_at.is_some() {
+        return Err(invalid("the token has been revoked"));
+    }
+    if session.expires_at <= store::now() {
+        return Err(invalid("the token has expired"));
+    }
+    let principal = Principal {
+        user_id: session.user_id,
+        username: Some(username),
+        is_admin,
+        session_id: session.id,
+        client_id: session.client_id,
+        scopes: ScopeSetView(ScopeSet::from_stored(&session.scope).to_vec()),
+        token_use: "personal_access_token",
+    };
+    Ok((principal, row))
+}
+
+/// Validates a JWT access token; also returns its claims.
 pub async fn validate(ctx: &Ctx, token: &str) -> Result<(Principal, AccessClaims)> {
     if TokenKind::of(token).is_some() {
         return Err(invalid("this token is not an access token"));
@@ -68,7 +140,13 @@ pub async fn validate(ctx: &Ctx, token: &str) -> Result<(Principal, AccessClaims
     let jti = claims.jti.clone();
     let found = ctx
         .pool
-        .run(move |conn| store::tokens::find_access_context(conn, &jti).map_err(ServiceError::from))
+        .run(move |conn| {
+            let found = store::tokens::find_access_context(conn, &jti)?;
+            if let Some((_, session, _)) = &found {
+                touch(conn, session);
+            }
+            Ok::<_, ServiceError>(found)
+        })
         .await?;
     let Some((row, session, user)) = found else {
         return Err(invalid("the access token is invalid"));
@@ -95,6 +173,7 @@ pub async fn validate(ctx: &Ctx, token: &str) -> Result<(Principal, AccessClaims
         session_id: session.id,
         client_id: session.client_id,
         scopes: ScopeSetView(ScopeSet::from_stored(&row.scope).to_vec()),
+        token_use: "access_token",
     };
     Ok((principal, claims))
 }

@@ -104,3 +104,15 @@ pub struct AuditEvent {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = personal_access_tokens)]
+pub struct PersonalAccessToken {
+    pub id: String,
+    pub session_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub token_hash: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+}

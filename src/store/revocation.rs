@@ -5,7 +5,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{access_tokens, refresh_tokens, sessions};
+use super::schema::{access_tokens, personal_access_tokens, refresh_tokens, sessions};
 use super::{Conn, Result};
 use crate::db;
 
@@ -18,6 +18,11 @@ pub enum Scope {
         except_session: Option<String>,
     },
     Client(String),
+    /// A user's personal access tokens of one name (`DELETE /api/tokens?name=…`).
+    PersonalTokensNamed {
+        user_id: String,
+        name: String,
+    },
 }
 
 /// How many rows a revocation changed: only rows that were live (not revoked, not expired, and for
@@ -48,6 +53,14 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
                     .filter(sessions::user_id.eq(user_id.clone()))
                     .filter(sessions::id.ne(keep.clone())),
                 Scope::Client(client_id) => query.filter(sessions::client_id.eq(client_id.clone())),
+                Scope::PersonalTokensNamed { user_id, name } => query.filter(
+                    sessions::id.eq_any(
+                        personal_access_tokens::table
+                            .select(personal_access_tokens::session_id)
+                            .filter(personal_access_tokens::user_id.eq(user_id.clone()))
+                            .filter(personal_access_tokens::name.eq(name.clone())),
+                    ),
+                ),
             }
         };
         let access = diesel::update(

@@ -44,6 +44,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    personal_access_tokens (id) {
+        id -> Text,
+        session_id -> Text,
+        user_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     refresh_tokens (id) {
         id -> Text,
         token_hash -> Text,
@@ -109,6 +121,8 @@ diesel::table! {
 }
 
 diesel::joinable!(access_tokens -> sessions (session_id));
+diesel::joinable!(personal_access_tokens -> sessions (session_id));
+diesel::joinable!(personal_access_tokens -> users (user_id));
 diesel::joinable!(refresh_tokens -> access_tokens (access_token_jti));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> clients (client_id));
@@ -118,6 +132,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     audit_events,
     clients,
+    personal_access_tokens,
     refresh_tokens,
     server_secrets,
     sessions,

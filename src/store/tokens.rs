@@ -4,8 +4,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::models::{AccessToken, RefreshToken, Session};
-use super::schema::{access_tokens, refresh_tokens, sessions, users};
+use super::models::{AccessToken, PersonalAccessToken, RefreshToken, Session};
+use super::schema::{access_tokens, personal_access_tokens, refresh_tokens, sessions, users};
 use super::{Conn, Result};
 use crate::db;
 
@@ -125,4 +125,74 @@ pub fn touch_session(conn: &mut Conn, id: &str, now: NaiveDateTime) -> Result<us
     Ok(db!(conn, c => diesel::update(sessions::table.find(id))
         .set(sessions::last_used_at.eq(now))
         .execute(c))?)
+}
+
+pub fn insert_personal_token(conn: &mut Conn, token: &PersonalAccessToken) -> Result<()> {
+    db!(conn, c => diesel::insert_into(personal_access_tokens::table).values(token).execute(c))?;
+    Ok(())
+}
+
+/// What validating a personal access token needs, in one indexed lookup.
+pub type PersonalTokenContext = (
+    PersonalAccessToken,
+    Session,
+    (String, bool, Option<NaiveDateTime>),
+);
+
+pub fn find_personal_by_hash(conn: &mut Conn, hash: &str) -> Result<Option<PersonalTokenContext>> {
+    Ok(db!(conn, c => personal_access_tokens::table
+        .inner_join(sessions::table)
+        .inner_join(users::table)
+        .filter(personal_access_tokens::token_hash.eq(hash))
+        .select((
+            PersonalAccessToken::as_select(),
+            Session::as_select(),
+            (users::username, users::is_admin, users::disabled_at),
+        ))
+        .first(c)
+        .optional())?)
+}
+
+/// A user's live personal access tokens with their sessions, newest first.
+pub fn list_personal_tokens(
+    conn: &mut Conn,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<(PersonalAccessToken, Session)>> {
+    Ok(db!(conn, c => personal_access_tokens::table
+        .inner_join(sessions::table)
+        .filter(personal_access_tokens::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .order(personal_access_tokens::created_at.desc())
+        .select((PersonalAccessToken::as_select(), Session::as_select()))
+        .load(c))?)
+}
+
+pub fn find_personal_token(
+    conn: &mut Conn,
+    id: &str,
+) -> Result<Option<(PersonalAccessToken, Session)>> {
+    Ok(db!(conn, c => personal_access_tokens::table
+        .inner_join(sessions::table)
+        .filter(personal_access_tokens::id.eq(id))
+        .select((PersonalAccessToken::as_select(), Session::as_select()))
+        .first(c)
+        .optional())?)
+}
+
+/// Records use of a session at most once per `every`: the row is only written when its
+/// `last_used_at` is older than that, so a busy token costs one write a minute, not one a request.
+/// A single autocommit statement: no lock outlives it.
+pub fn touch_session_if_stale(
+    conn: &mut Conn,
+    id: &str,
+    now: NaiveDateTime,
+    every: chrono::TimeDelta,
+) -> Result<usize> {
+    Ok(db!(conn, c => diesel::update(
+        sessions::table.find(id).filter(sessions::last_used_at.lt(now - every)),
+    )
+    .set(sessions::last_used_at.eq(now))
+    .execute(c))?)
 }

@@ -35,24 +35,66 @@ async fn an_unavailable_database_gives_503_and_recovery_needs_no_restart() {
 
     let refresh = app.refresh(t.refresh()).await;
     assert_eq!(refresh.headers()["retry-after"], "1");
-    assert_error(refresh, StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable").await;
-    assert_error(app.me(&t.access).await, StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable").await;
-    assert_error(app.password_grant("admin", ADMIN_PASSWORD).await, StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable").await;
-    assert_error(app.introspect(&rs, &secret, &t.access).await, StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable").await;
     assert_error(
-        app.revoke(&[("token", t.access.as_str()), ("client_id", CLI)]).await,
+        refresh,
         StatusCode::SERVICE_UNAVAILABLE,
         "temporarily_unavailable",
     )
     .await;
-    let ready = app.http.get(app.url("/readyz")).send().await.expect("request");
+    assert_error(
+        app.me(&t.access).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+    )
+    .await;
+    assert_error(
+        app.password_grant("admin", ADMIN_PASSWORD).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+    )
+    .await;
+    assert_error(
+        app.introspect(&rs, &secret, &t.access).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+    )
+    .await;
+    assert_error(
+        app.revoke(&[("token", t.access.as_str()), ("client_id", CLI)])
+            .await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+    )
+    .await;
+    let ready = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(app.http.get(app.url("/healthz")).send().await.expect("request").status(), StatusCode::OK);
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        StatusCode::OK
+    );
 
     // The database comes back.
     hold_tx.send(()).expect("release");
     holder.join().expect("holder");
-    assert_eq!(app.http.get(app.url("/readyz")).send().await.expect("request").status(), StatusCode::OK);
+    assert_eq!(
+        app.http
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        StatusCode::OK
+    );
     // Nothing was half written: the refresh token presented during the outage was not used up.
     let rows = app.refresh_rows(&sid).await;
     assert_eq!(rows.len(), 1);

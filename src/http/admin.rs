@@ -1,0 +1,288 @@
+//! The admin API: a bearer token with the `admin` scope, held by a user who is still an admin.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::{bearer, json, meta};
+use crate::service::clients::{self, NewClient};
+use crate::service::revocation::Reason;
+use crate::service::scope::ADMIN;
+use crate::service::sessions::{self, Owner};
+use crate::service::{audit, keys, users, Ctx};
+use crate::store;
+
+/// Authenticates an admin; returns the admin's user id (the actor of every audit event).
+async fn admin(ctx: &Ctx, req: &HttpRequest) -> Result<String, ApiError> {
+    let principal = bearer::require(ctx, req, ADMIN).await?;
+    match principal.user_id {
+        Some(id) if principal.is_admin => Ok(id),
+        _ => Err(ApiError::plain(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this request needs an admin user",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    username: String,
+    password: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// `POST /admin/users`
+pub async fn create_user(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&ctx, &req).await?;
+    let body: NewUser = json::read(&req, payload, None).await?;
+    let user = users::create(
+        &ctx,
+        body.username,
+        body.password,
+        body.admin,
+        Some(actor),
+        meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::Created()
+        .json(json!({ "id": user.id, "username": user.username, "is_admin": user.is_admin })))
+}
+
+/// `GET /admin/users`
+pub async fn list_users(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    admin(&ctx, &req).await?;
+    Ok(HttpResponse::Ok().json(json!({ "users": users::list(&ctx).await? })))
+}
+
+/// `GET /admin/users/{id}`
+pub async fn get_user(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&ctx, &req).await?;
+    Ok(HttpResponse::Ok().json(users::get(&ctx, id.into_inner()).await?))
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    new_password: String,
+    #[serde(default = "default_true")]
+    logout_all: bool,
+}
+
+/// `POST /admin/users/{id}/password`: the seed case, "change the password and log the user out
+/// of every device".
+pub async fn set_password(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&ctx, &req).await?;
+    let body: SetPassword = json::read(&req, payload, None).await?;
+    let counts = users::set_password(
+        &ctx,
+        id.into_inner(),
+        body.new_password,
+        !body.logout_all,
+        None,
+        Some(actor),
+        meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(counts))
+}
+
+/// `POST /admin/users/{id}/logout-all`
+pub async fn logout_all(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&ctx, &req).await?;
+    let id = id.into_inner();
+    users::get(&ctx, id.clone()).await?;
+    let counts = users::logout_all(
+        &ctx,
+        id,
+        None,
+        Reason::AdminLogoutAll,
+        Some(actor),
+        meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(counts))
+}
+
+/// `POST /admin/users/{id}/disable`
+pub async fn disable(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&ctx, &req).await?;
+    users::set_disabled(&ctx, id.into_inner(), true, Some(actor), meta(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /admin/users/{id}/enable`
+pub async fn enable(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&ctx, &req).await?;
+    users::set_disabled(&ctx, id.into_inner(), false, Some(actor), meta(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /admin/users/{id}/sessions`
+pub async fn user_sessions(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&ctx, &req).await?;
+    let id = id.into_inner();
+    users::get(&ctx, id.clone()).await?;
+    Ok(HttpResponse::Ok().json(json!({ "sessions": users::sessions(&ctx, id, None).await? })))
+}
+
+/// `DELETE /admin/sessions/{id}`
+pub async fn end_session(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&ctx, &req).await?;
+    sessions::end(
+        &ctx,
+        id.into_inner(),
+        Owner::Admin {
+            actor_id: Some(actor),
+        },
+        Reason::AdminSessionEnded,
+        meta(&req),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewClientBody {
+    name: String,
+    #[serde(default)]
+    public: bool,
+    grant_types: Vec<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+}
+
+/// `POST /admin/clients`
+pub async fn create_client(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&ctx, &req).await?;
+    let body: NewClientBody = json::read(&req, payload, None).await?;
+    let new = NewClient {
+        client_id: None,
+        name: body.name,
+        public: body.public,
+        grant_types: body.grant_types,
+        redirect_uris: body.redirect_uris,
+        scopes: body.scopes,
+        allowed_origins: body.allowed_origins,
+        audiences: body.audiences,
+    };
+    let created = clients::register(&ctx, new, Some(actor), meta(&req)).await?;
+    let mut out = serde_json::to_value(&created.client)
+        .map_err(|e| crate::service::ServiceError::Unexpected(e.into()))?;
+    if let Some(secret) = created.client_secret {
+        out["client_secret"] = json!(secret);
+    }
+    Ok(HttpResponse::Created()
+        .insert_header(("cache-control", "no-store"))
+        .json(out))
+}
+
+/// `GET /admin/clients`
+pub async fn list_clients(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    admin(&ctx, &req).await?;
+    Ok(HttpResponse::Ok().json(json!({ "clients": clients::list(&ctx).await? })))
+}
+
+/// `DELETE /admin/clients/{id}`: revokes every session of the client; answers the counts.
+pub async fn delete_client(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&ctx, &req).await?;
+    let (id, meta) = (id.into_inner(), meta(&req));
+    let counts = ctx
+        .pool
+        .run(move |conn| clients::delete(conn, &id, Some(&actor), &meta))
+        .await?;
+    Ok(HttpResponse::Ok().json(counts))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    user_id: Option<String>,
+    kind: Option<String>,
+    session_id: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /admin/audit?user_id=&kind=&session_id=&limit=`, newest first.
+pub async fn audit(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    admin(&ctx, &req).await?;
+    let q: AuditQuery = json::query(&req)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::plain(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "limit: 1 to 1000",
+        ));
+    }
+    let filter = store::audit::Filter {
+        user_id: q.user_id.filter(|s| !s.is_empty()),
+        kind: q.kind.filter(|s| !s.is_empty()),
+        session_id: q.session_id.filter(|s| !s.is_empty()),
+        limit,
+    };
+    Ok(HttpResponse::Ok().json(json!({ "events": audit::list(&ctx, filter).await? })))
+}
+
+/// `POST /admin/keys/rotate`
+pub async fn rotate_keys(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&ctx, &req).await?;
+    let kid = keys::rotate(&ctx, Some(actor), meta(&req)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "kid": kid, "alg": ctx.config.signing_alg.as_str() })))
+}

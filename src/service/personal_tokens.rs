@@ -1,0 +1,272 @@
+//! Personal access tokens (Sanctum's model for curl scripts and CI jobs): named, scoped, optionally
+//! expiring, shown once. Each is a session of its own, so every revocation path ends them too.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::Serialize;
+
+use super::audit::Event;
+use super::revocation::{self, Reason, Scope};
+use super::scope::{ScopeSet, ADMIN};
+use super::validation::Principal;
+use super::{new_id, Ctx, RequestMeta, Result, ServiceError};
+use crate::crypto::token::{OpaqueToken, TokenKind};
+use crate::store::models::{PersonalAccessToken, Session};
+use crate::store::{self, Conn};
+
+pub const KIND: &str = "personal_access_token";
+/// Longest lifetime a token may ask for: ten years.
+const MAX_EXPIRES_IN: i64 = 10 * 366 * 86_400;
+
+/// A token without an expiry still needs a session expiry: the end of the representable calendar.
+fn never() -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .unwrap_or(NaiveDateTime::MAX)
+}
+
+/// A personal access token as listed (never its value).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl TokenView {
+    fn new(token: &PersonalAccessToken, session: &Session) -> TokenView {
+        TokenView {
+            id: token.id.clone(),
+            name: token.name.clone(),
+            scopes: ScopeSet::from_stored(&session.scope).to_vec(),
+            created_at: token.created_at.and_utc(),
+            // A token that was never used shows no last use (its session starts with last = created).
+            last_used_at: (session.last_used_at > session.created_at)
+                .then(|| session.last_used_at.and_utc()),
+            expires_at: token.expires_at.map(|t| t.and_utc()),
+        }
+    }
+}
+
+/// A new token: the only time its value is shown.
+#[derive(Serialize)]
+pub struct CreatedToken {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn check_name(name: &str) -> Result<()> {
+    let n = name.chars().count();
+    if (1..=100).contains(&n) && !name.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidRequest(
+            "name: 1 to 100 characters, no control characters".to_owned(),
+        ))
+    }
+}
+
+/// Creates a token for the caller. Its scopes may not exceed what the caller's own token holds,
+/// and `admin` needs an admin user.
+pub async fn create(
+    ctx: &Ctx,
+    caller: &Principal,
+    name: String,
+    scopes: Vec<String>,
+    expires_in: Option<i64>,
+    meta: RequestMeta,
+) -> Result<CreatedToken> {
+    let user_id = caller
+        .user_id
+        .clone()
+        .ok_or_else(|| ServiceError::Forbidden("only users hold personal tokens".into()))?;
+    check_name(&name)?;
+    let requested = ScopeSet::parse(&scopes.join(" "))
+        .map_err(|e| ServiceError::InvalidRequest(format!("scopes: {e}")))?;
+    if scopes.iter().any(|s| s.contains(' ')) {
+        return Err(ServiceError::InvalidRequest(
+            "scopes: one scope per array element".into(),
+        ));
+    }
+    let held = ScopeSet::from_names(caller.scopes.0.iter().cloned());
+    if requested.contains(ADMIN) && !caller.is_admin {
+        return Err(ServiceError::InvalidScope(
+            "only admin users may hold the admin scope".into(),
+        ));
+    }
+    let beyond: Vec<_> = requested
+        .outside(&held)
+        .into_iter()
+        .filter(|s| s == ADMIN || s == super::scope::ACCOUNT)
+        .collect();
+    if !beyond.is_empty() {
+        return Err(ServiceError::InvalidScope(format!(
+            "a personal token cannot hold more than the token that creates it: {}",
+            beyond.join(" ")
+        )));
+    }
+    if let Some(seconds) = expires_in {
+        if !(60..=MAX_EXPIRES_IN).contains(&seconds) {
+            return Err(ServiceError::InvalidRequest(format!(
+                "expires_in: 60 to {MAX_EXPIRES_IN} seconds"
+            )));
+        }
+    }
+    let client_id = caller.client_id.clone();
+    ctx.pool
+        .run(move |conn| {
+            conn.write(|conn| {
+                let now = store::now();
+                let expires_at = expires_in.map(|s| now + chrono::TimeDelta::seconds(s));
+                let session = Session {
+                    id: new_id(),
+                    user_id: Some(user_id.clone()),
+                    client_id: client_id.clone(),
+                    kind: KIND.to_owned(),
+                    scope: requested.to_string(),
+                    device_name: Some(name.clone()),
+                    user_agent: meta.user_agent.clone(),
+                    ip: meta.ip.clone(),
+                    created_at: now,
+                    last_used_at: now,
+                    expires_at: expires_at.unwrap_or_else(never),
+                    revoked_at: None,
+                    revoked_reason: None,
+                };
+                store::tokens::insert_session(conn, &session)?;
+                let token = OpaqueToken::generate(TokenKind::Personal);
+                let row = PersonalAccessToken {
+                    id: new_id(),
+                    session_id: session.id.clone(),
+                    user_id: user_id.clone(),
+                    name: name.clone(),
+                    token_hash: token.hash().0,
+                    created_at: now,
+                    expires_at,
+                };
+                store::tokens::insert_personal_token(conn, &row)?;
+                super::audit::record(
+                    conn,
+                    Event {
+                        kind: "personal_token_created",
+                        reason: Some("created"),
+                        actor_id: Some(&user_id),
+                        user_id: Some(&user_id),
+                        session_id: Some(&session.id),
+                        client_id: Some(&client_id),
+                    },
+                    &meta,
+                )?;
+                Ok(CreatedToken {
+                    id: row.id,
+                    name: row.name,
+                    token: token.into_inner(),
+                    scopes: requested.to_vec(),
+                    expires_at: expires_at.map(|t| t.and_utc()),
+                })
+            })
+            .map_err(ServiceError::from)
+        })
+        .await
+}
+
+pub async fn list(ctx: &Ctx, user_id: String) -> Result<Vec<TokenView>> {
+    let rows = ctx
+        .pool
+        .run(move |conn| {
+            store::tokens::list_personal_tokens(conn, &user_id, store::now())
+                .map_err(ServiceError::from)
+        })
+        .await?;
+    Ok(rows.iter().map(|(t, s)| TokenView::new(t, s)).collect())
+}
+
+/// Revokes one of the caller's tokens; another user's (or an unknown, or an ended) token is 404.
+pub async fn revoke(ctx: &Ctx, user_id: String, id: String, meta: RequestMeta) -> Result<()> {
+    ctx.pool
+        .run(move |conn| {
+            conn.write(|conn| {
+                let now = store::now();
+                let Some((token, session)) = store::tokens::find_personal_token(conn, &id)? else {
+                    return Ok(false);
+                };
+                if token.user_id != user_id
+                    || session.revoked_at.is_some()
+                    || session.expires_at <= now
+                {
+                    return Ok(false);
+                }
+                revoke_in_tx(
+                    conn,
+                    &Scope::Session(session.id.clone()),
+                    &user_id,
+                    Some(&session.id),
+                    &meta,
+                )?;
+                Ok(true)
+            })
+            .map_err(ServiceError::from)
+        })
+        .await?
+        .then_some(())
+        .ok_or_else(|| ServiceError::NotFound("no such token".to_owned()))
+}
+
+/// Revokes every live token of the caller with this name; returns how many.
+pub async fn revoke_named(
+    ctx: &Ctx,
+    user_id: String,
+    name: String,
+    meta: RequestMeta,
+) -> Result<u64> {
+    check_name(&name)?;
+    ctx.pool
+        .run(move |conn| {
+            conn.write(|conn| {
+                let scope = Scope::PersonalTokensNamed {
+                    user_id: user_id.clone(),
+                    name,
+                };
+                Ok(revoke_in_tx(conn, &scope, &user_id, None, &meta)?.sessions_revoked)
+            })
+            .map_err(ServiceError::from)
+        })
+        .await
+}
+
+fn revoke_in_tx(
+    conn: &mut Conn,
+    scope: &Scope,
+    user_id: &str,
+    session_id: Option<&str>,
+    meta: &RequestMeta,
+) -> store::Result<revocation::Counts> {
+    let subject = Event {
+        actor_id: Some(user_id),
+        user_id: Some(user_id),
+        session_id,
+        ..Default::default()
+    };
+    revocation::revoke_in_tx(
+        conn,
+        scope,
+        Reason::PersonalTokenDeleted,
+        "personal_token_revoked",
+        subject,
+        meta,
+    )
+}
