@@ -245,6 +245,76 @@ impl TestApp {
             .expect("request")
     }
 
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST with no body (the account and admin actions that take none).
+    pub async fn post(&self, path: &str, token: &str) -> Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Signs in with a device name and a user agent, as an app on a device would.
+    pub async fn login_on(&self, username: &str, password: &str, device: &str) -> Tokens {
+        let response = self
+            .http
+            .post(self.url("/oauth/token"))
+            .header("user-agent", format!("{device} agent/1.0"))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", CLI),
+                ("username", username),
+                ("password", password),
+                ("device_name", device),
+            ])
+            .send()
+            .await
+            .expect("request");
+        tokens(response).await
+    }
+
+    /// Creates a personal access token; returns the 201 body.
+    pub async fn create_pat(&self, token: &str, name: &str, scopes: &[&str]) -> Value {
+        let response = self
+            .post_json(
+                "/api/tokens",
+                token,
+                serde_json::json!({ "name": name, "scopes": scopes }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        json(response).await
+    }
+
     pub async fn create_user(&self, username: &str, password: &str, admin: bool) -> String {
         users::create(
             &self.ctx,

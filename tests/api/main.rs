@@ -1,6 +1,8 @@
 //! Integration tests: each spawns a real tokend on port 0 against its own database and talks HTTP.
 //! Set `TOKEND_TEST_DATABASE_URL=postgres://…` to run the same suite on PostgreSQL.
 
+mod account;
+mod admin;
 mod bearer;
 mod cli;
 mod client_credentials;
@@ -11,6 +13,7 @@ mod jwt_attacks;
 mod nodes;
 mod outage;
 mod password_grant;
+mod personal_tokens;
 mod refresh;
 mod revocation;
 mod schema;

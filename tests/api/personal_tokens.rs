@@ -1,0 +1,300 @@
+//! Personal access tokens and the Sanctum story.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_sanctum_story() {
+    let app = spawn_app().await;
+    app.create_user("nina", "nina-password", false).await;
+    let web = app.login("nina", "nina-password").await;
+    let ci1 = app.create_pat(&web.access, "ci", &["account"]).await;
+    let ci2 = app.create_pat(&web.access, "ci", &["account"]).await;
+    let deploy = app.create_pat(&web.access, "deploy", &["account"]).await;
+    let token = |v: &serde_json::Value| v["token"].as_str().expect("token").to_owned();
+    for t in [&ci1, &ci2, &deploy] {
+        assert_eq!(app.me(&token(t)).await.status(), StatusCode::OK);
+    }
+
+    let response = app.delete("/api/tokens?name=ci", &web.access).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json(response).await, json!({"revoked": 2}));
+    assert_eq!(
+        app.me(&token(&ci1)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.me(&token(&ci2)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.me(&token(&deploy)).await.status(),
+        StatusCode::OK,
+        "deploy still works"
+    );
+    assert_eq!(app.me(&web.access).await.status(), StatusCode::OK);
+
+    let listed = json(app.get("/api/tokens", &web.access).await).await;
+    let names: Vec<_> = listed["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("deploy")]);
+    let again = app.delete("/api/tokens?name=ci", &web.access).await;
+    assert_eq!(json(again).await, json!({"revoked": 0}));
+    let missing = app.delete("/api/tokens", &web.access).await;
+    assert_error(missing, StatusCode::BAD_REQUEST, "invalid_request").await;
+
+    let deleted = app.audit("personal_token_revoked").await;
+    assert!(deleted
+        .iter()
+        .all(|e| e.reason.as_deref() == Some("personal_token_deleted")));
+    assert_eq!(app.audit("personal_token_created").await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_token_is_shown_once_listed_without_secrets_and_deleted_by_id() {
+    let app = spawn_app().await;
+    app.create_user("omar", "omar-password", false).await;
+    app.create_user("pia", "pia-password", false).await;
+    let omar = app.login("omar", "omar-password").await;
+    let pia = app.login("pia", "pia-password").await;
+    let response = app
+        .post_json(
+            "/api/tokens",
+            &omar.access,
+            json!({"name": "backup", "scopes": ["account", "backups:read"], "expires_in": 3600}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let created = json(response).await;
+    let secret = created["token"].as_str().expect("token").to_owned();
+    assert_eq!(created["name"], "backup");
+    assert_eq!(created["scopes"], json!(["account", "backups:read"]));
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(created["expires_at"].as_str().expect("expires_at"))
+            .expect("rfc3339");
+    let in_an_hour = chrono::Utc::now() + chrono::TimeDelta::seconds(3600);
+    assert!((expires.timestamp() - in_an_hour.timestamp()).abs() < 10);
+
+    // Only a hash is stored.
+    let id = created["id"].as_str().expect("id").to_owned();
+    let hash = tokend::crypto::token::OpaqueToken::from_presented(&secret).hash();
+    let row = app
+        .db(move |c| tokend::store::tokens::find_personal_by_hash(c, &hash.0))
+        .await
+        .expect("row");
+    assert_eq!(row.0.id, id);
+    assert_ne!(row.0.token_hash, secret);
+
+    let listed = app.get("/api/tokens", &omar.access).await;
+    let text = listed.text().await.expect("body");
+    assert!(!text.contains(&secret), "the list never shows the token");
+    let listed: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let entry = &listed["tokens"][0];
+    assert_eq!(entry["id"], id.as_str());
+    assert!(entry["last_used_at"].is_null(), "never used yet");
+    assert!(entry.get("token").is_none());
+
+    // The token is a bearer token and introspects as a personal token.
+    let me = json(app.me(&secret).await).await;
+    assert_eq!(me["username"], "omar");
+    let (rs, rs_secret) = app.confidential_client(&["x"]).await;
+    let info = json(app.introspect(&rs, &rs_secret, &secret).await).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["token_use"], "personal_access_token");
+    assert_eq!(info["scope"], "account backups:read");
+
+    // Someone else's token is 404 and stays alive; the owner deletes it.
+    assert_error(
+        app.delete(&format!("/api/tokens/{id}"), &pia.access).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_eq!(app.me(&secret).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.delete(&format!("/api/tokens/{id}"), &omar.access)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.me(&secret).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        json(app.introspect(&rs, &rs_secret, &secret).await).await,
+        json!({"active": false})
+    );
+    assert_error(
+        app.delete(&format!("/api/tokens/{id}"), &omar.access).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn token_requests_are_validated() {
+    let app = spawn_app().await;
+    app.create_user("quinn", "quinn-password", false).await;
+    let user = app.login("quinn", "quinn-password").await;
+    let admin = app.login("admin", ADMIN_PASSWORD).await;
+    let cases = [
+        (
+            json!({"name": "x", "scopes": ["admin"]}),
+            "invalid_scope",
+            "a user without admin",
+        ),
+        (
+            json!({"name": "", "scopes": ["account"]}),
+            "invalid_request",
+            "empty name",
+        ),
+        (
+            json!({"name": "x".repeat(101)}),
+            "invalid_request",
+            "long name",
+        ),
+        (
+            json!({"name": "x", "scopes": ["a\"b"]}),
+            "invalid_request",
+            "bad scope",
+        ),
+        (
+            json!({"name": "x", "expires_in": 5}),
+            "invalid_request",
+            "too short",
+        ),
+        (
+            json!({"name": "x", "expires_in": -1}),
+            "invalid_request",
+            "negative",
+        ),
+        (
+            json!({"name": "x", "abilities": ["*"]}),
+            "invalid_request",
+            "unknown field",
+        ),
+        (json!({"scopes": ["account"]}), "invalid_request", "no name"),
+        (json!(["x"]), "invalid_request", "not an object"),
+    ];
+    for (body, code, why) in cases {
+        let response = app.post_json("/api/tokens", &user.access, body).await;
+        assert_error(response, StatusCode::BAD_REQUEST, code).await;
+        let _ = why;
+    }
+    let wrong_type = app
+        .http
+        .post(app.url("/api/tokens"))
+        .bearer_auth(&user.access)
+        .header("content-type", "text/plain")
+        .body("name=x")
+        .send()
+        .await
+        .expect("request");
+    assert_error(wrong_type, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert!(
+        json(app.get("/api/tokens", &user.access).await).await["tokens"]
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
+
+    // An admin may give a token the admin scope; it then works on the admin API.
+    let pat = app.create_pat(&admin.access, "ops", &["admin"]).await;
+    let ops = pat["token"].as_str().expect("token");
+    assert_eq!(app.get("/admin/users", ops).await.status(), StatusCode::OK);
+    assert_error(
+        app.me(ops).await,
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn last_used_is_written_at_most_once_a_minute() {
+    use diesel::prelude::*;
+    let app = spawn_app().await;
+    let web = app.login("admin", ADMIN_PASSWORD).await;
+    let pat = app.create_pat(&web.access, "script", &["account"]).await;
+    let (secret, id) = (
+        pat["token"].as_str().expect("token").to_owned(),
+        pat["id"].as_str().expect("id").to_owned(),
+    );
+    let session_id = app
+        .db({
+            let id = id.clone();
+            move |c| tokend::store::tokens::find_personal_token(c, &id)
+        })
+        .await
+        .expect("row")
+        .1
+        .id;
+
+    // Inside the first minute, uses write nothing.
+    let before = app.session(&session_id).await.last_used_at;
+    for _ in 0..3 {
+        assert_eq!(app.me(&secret).await.status(), StatusCode::OK);
+    }
+    assert_eq!(app.session(&session_id).await.last_used_at, before);
+
+    // Age the mark by two minutes: the next use writes it once, the one after does not.
+    let aged = before - chrono::TimeDelta::minutes(2);
+    let sid = session_id.clone();
+    app.db(move |conn| {
+        use tokend::store::schema::sessions;
+        Ok(tokend::db!(conn, c => diesel::update(sessions::table.find(&sid)).set(sessions::last_used_at.eq(aged)).execute(c))?)
+    })
+    .await;
+    assert_eq!(app.me(&secret).await.status(), StatusCode::OK);
+    let written = app.session(&session_id).await.last_used_at;
+    assert!(written > aged);
+    assert_eq!(app.me(&secret).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.session(&session_id).await.last_used_at,
+        written,
+        "no second write within the minute"
+    );
+    let listed = json(app.get("/api/tokens", &web.access).await).await;
+    assert!(listed["tokens"][0]["last_used_at"].is_string());
+}
+
+#[tokio::test]
+async fn an_expired_personal_token_is_refused() {
+    use diesel::prelude::*;
+    let app = spawn_app().await;
+    let web = app.login("admin", ADMIN_PASSWORD).await;
+    let response = app
+        .post_json(
+            "/api/tokens",
+            &web.access,
+            json!({"name": "short", "expires_in": 60}),
+        )
+        .await;
+    let created = json(response).await;
+    let secret = created["token"].as_str().expect("token").to_owned();
+    let hash = tokend::crypto::token::OpaqueToken::from_presented(&secret).hash();
+    let sid = app
+        .db(move |c| tokend::store::tokens::find_personal_by_hash(c, &hash.0))
+        .await
+        .expect("row")
+        .1
+        .id;
+    let past = tokend::store::now() - chrono::TimeDelta::seconds(1);
+    app.db(move |conn| {
+        use tokend::store::schema::sessions;
+        Ok(tokend::db!(conn, c => diesel::update(sessions::table.find(&sid)).set(sessions::expires_at.eq(past)).execute(c))?)
+    })
+    .await;
+    assert_error(
+        app.me(&secret).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+    )
+    .await;
+}
