@@ -18,6 +18,8 @@
 //! | `TOKEND_LOG`, `TOKEND_LOG_FORMAT` | `info`, `text` |
 //! | `TOKEND_DB_POOL_SIZE` | `16` |
 //! | `TOKEND_DB_TIMEOUT` | `5s` |
+//! | `TOKEND_PURGE_RETENTION` | `7d` |
+//! | `TOKEND_PURGE_INTERVAL` | `0s` (off) |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -71,6 +73,12 @@ pub struct Config {
     pub log_format: LogFormat,
     pub db_pool_size: u32,
     pub db_timeout: Duration,
+    /// How long ended sessions (revoked or expired) are kept before purge deletes them.
+    pub purge_retention: Duration,
+    /// How often `serve` purges by itself; zero is never (run `tokend token purge` from cron).
+    pub purge_interval: Duration,
+    /// How often a node re-reads the signing keys.
+    pub key_reload_interval: Duration,
 }
 
 /// Every setting tokend knows, by its file name (the variable is `TOKEND_` + upper case).
@@ -89,6 +97,8 @@ const KEYS: &[&str] = &[
     "log_format",
     "db_pool_size",
     "db_timeout",
+    "purge_retention",
+    "purge_interval",
 ];
 
 /// A configuration error: always names the variable and the value's problem.
@@ -252,6 +262,8 @@ impl Config {
                 "TOKEND_DB_TIMEOUT: must be longer than 0s".to_owned(),
             ));
         }
+        let purge_retention = duration("purge_retention", "7d")?;
+        let purge_interval = duration("purge_interval", "0s")?;
         Ok(Config {
             database_url,
             bind,
@@ -268,6 +280,9 @@ impl Config {
             log_format,
             db_pool_size,
             db_timeout,
+            purge_retention,
+            purge_interval,
+            key_reload_interval: Duration::from_secs(10),
         })
     }
 

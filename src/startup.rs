@@ -2,7 +2,6 @@
 //! tests can run many servers at once), and starts the background key reload.
 
 use std::net::TcpListener;
-use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
@@ -11,9 +10,6 @@ use anyhow::Context as _;
 use crate::config::Config;
 use crate::service::bootstrap::{self, Bootstrapped};
 use crate::service::Ctx;
-
-/// How often a node re-reads the signing keys (API.md: a rotated key is picked up within 10 s).
-pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 pub struct Application {
     port: u16,
@@ -49,7 +45,7 @@ impl Application {
 
         let reload_ctx = ctx.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
+            let mut tick = tokio::time::interval(reload_ctx.config.key_reload_interval);
             tick.tick().await;
             loop {
                 tick.tick().await;

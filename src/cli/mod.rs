@@ -48,6 +48,9 @@ pub enum Command {
     /// End sessions
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Token housekeeping
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Read the audit trail, newest first
     Audit {
         /// Only events about this user (a username)
@@ -58,6 +61,17 @@ pub enum Command {
         kind: Option<String>,
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=1000))]
         limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Delete expired access tokens and sessions that ended over TOKEND_PURGE_RETENTION ago, in
+    /// batches; rotated refresh tokens of live sessions are kept (reuse detection needs them)
+    Purge {
+        /// Count what would be deleted, delete nothing
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -201,6 +215,26 @@ pub async fn run(command: Command, config: Config, json_out: bool) -> anyhow::Re
         Command::User(cmd) => user(cmd, open(config).await?, json_out).await,
         Command::Client(cmd) => client(cmd, open(config).await?, json_out).await,
         Command::Keys(cmd) => keys(cmd, open(config).await?, json_out).await,
+        Command::Token(TokenCommand::Purge { dry_run }) => {
+            let ctx = open(config).await?;
+            let report = crate::service::purge::run(&ctx, dry_run, None, cli_meta()).await?;
+            if json_out {
+                println!("{}", json!(report));
+            } else {
+                let d = report.deleted;
+                println!(
+                    "{} {} sessions, {} access tokens, {} refresh tokens, {} personal tokens ({} batches, {} ms)",
+                    if dry_run { "would delete" } else { "deleted" },
+                    d.sessions,
+                    d.access_tokens,
+                    d.refresh_tokens,
+                    d.personal_access_tokens,
+                    report.batches,
+                    report.elapsed_ms
+                );
+            }
+            Ok(())
+        }
         Command::Session(SessionCommand::End { id }) => {
             let ctx = open(config).await?;
             crate::service::sessions::end(

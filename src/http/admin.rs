@@ -286,3 +286,22 @@ pub async fn rotate_keys(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpRe
     let kid = keys::rotate(&ctx, Some(actor), meta(&req)).await?;
     Ok(HttpResponse::Ok().json(json!({ "kid": kid, "alg": ctx.config.signing_alg.as_str() })))
 }
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeBody {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /admin/purge` (`{"dry_run": true}` counts only).
+pub async fn purge(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&ctx, &req).await?;
+    let body: PurgeBody = json::read(&req, payload, Some(PurgeBody::default())).await?;
+    let report = crate::service::purge::run(&ctx, body.dry_run, Some(actor), meta(&req)).await?;
+    Ok(HttpResponse::Ok().json(report))
+}

@@ -136,6 +136,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(delete("/admin/clients/{id}", admin::delete_client))
     .service(get("/admin/audit", admin::audit))
     .service(post("/admin/keys/rotate", admin::rotate_keys))
+    .service(post("/admin/purge", admin::purge))
     .service(
         web::resource("/healthz")
             .route(web::get().to(health::healthz))

@@ -9,6 +9,7 @@ pub mod grants;
 pub mod introspection;
 pub mod keys;
 pub mod personal_tokens;
+pub mod purge;
 pub mod revocation;
 pub mod scope;
 pub mod sessions;

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod clients;
 pub mod keys;
 pub mod models;
+pub mod purge;
 pub mod revocation;
 pub mod schema;
 pub mod tokens;

@@ -432,42 +432,84 @@ async fn operator_commands_mirror_the_admin_api() {
     let cli = move |args: &'static [&'static str]| {
         let db = db.clone();
         async move {
-            let (code, stdout, stderr) = tokio::task::spawn_blocking(move || run_cli(&db, args, None)).await.expect("cli");
+            let (code, stdout, stderr) =
+                tokio::task::spawn_blocking(move || run_cli(&db, args, None))
+                    .await
+                    .expect("cli");
             assert_eq!(code, 0, "{args:?}: {stderr}");
-            serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap_or_else(|_| panic!("{args:?}: {stdout}"))
+            serde_json::from_str::<serde_json::Value>(stdout.trim())
+                .unwrap_or_else(|_| panic!("{args:?}: {stdout}"))
         }
     };
 
     let users = cli(&["--json", "user", "list"]).await;
-    let names: Vec<_> = users["users"].as_array().expect("users").iter().map(|u| u["username"].clone()).collect();
-    assert_eq!(names, vec![serde_json::json!("admin"), serde_json::json!("yara")]);
+    let names: Vec<_> = users["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| u["username"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        vec![serde_json::json!("admin"), serde_json::json!("yara")]
+    );
     assert!(!users.to_string().contains("argon2"));
 
     // End one session by id.
-    let sid = claims(&device.access)["sid"].as_str().expect("sid").to_owned();
+    let sid = claims(&device.access)["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
     let db = app.db.url.clone();
     let s = sid.clone();
     let (code, _, stderr) =
-        tokio::task::spawn_blocking(move || run_cli(&db, &["session", "end", &s], None)).await.expect("cli");
+        tokio::task::spawn_blocking(move || run_cli(&db, &["session", "end", &s], None))
+            .await
+            .expect("cli");
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(app.me(&device.access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.me(&device.access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(app.me(&other.access).await.status(), StatusCode::OK);
-    assert_eq!(app.session(&sid).await.revoked_reason.as_deref(), Some("admin_session_ended"));
+    assert_eq!(
+        app.session(&sid).await.revoked_reason.as_deref(),
+        Some("admin_session_ended")
+    );
 
     // Disable and enable.
     let disabled = cli(&["--json", "user", "disable", "yara"]).await;
     assert_eq!(disabled["sessions_revoked"], 1);
-    assert_eq!(app.me(&other.access).await.status(), StatusCode::UNAUTHORIZED);
-    assert_error(app.password_grant("yara", "yara-password").await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_eq!(
+        app.me(&other.access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_error(
+        app.password_grant("yara", "yara-password").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
     cli(&["--json", "user", "enable", "yara"]).await;
     app.login("yara", "yara-password").await;
 
     // The audit trail, filtered.
-    let events = cli(&["--json", "audit", "--user", "yara", "--kind", "user_disabled"]).await;
+    let events = cli(&[
+        "--json",
+        "audit",
+        "--user",
+        "yara",
+        "--kind",
+        "user_disabled",
+    ])
+    .await;
     let events = events["events"].as_array().expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["reason"], "user_disabled");
-    assert!(events[0]["actor_id"].is_null(), "the operator's shell has no user id");
+    assert!(
+        events[0]["actor_id"].is_null(),
+        "the operator's shell has no user id"
+    );
     let keys = cli(&["--json", "keys", "list"]).await;
     assert_eq!(keys["keys"].as_array().expect("keys").len(), 1);
     assert_eq!(keys["keys"][0]["active"], true);

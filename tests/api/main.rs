@@ -14,6 +14,7 @@ mod nodes;
 mod outage;
 mod password_grant;
 mod personal_tokens;
+mod purge;
 mod refresh;
 mod revocation;
 mod schema;

@@ -57,8 +57,9 @@ CREATE TABLE refresh_tokens (
     id TEXT PRIMARY KEY NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,
     session_id TEXT NOT NULL REFERENCES sessions (id),
-    access_token_jti TEXT REFERENCES access_tokens (jti),
-    parent_id TEXT REFERENCES refresh_tokens (id),
+    -- Purge deletes expired access tokens; the link then becomes NULL.
+    access_token_jti TEXT REFERENCES access_tokens (jti) ON DELETE SET NULL,
+    parent_id TEXT REFERENCES refresh_tokens (id) ON DELETE SET NULL,
     issued_at TIMESTAMP NOT NULL,
     expires_at TIMESTAMP NOT NULL,
     used_at TIMESTAMP,

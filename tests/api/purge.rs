@@ -1,0 +1,216 @@
+//! Purge: what goes, what stays, and that reuse detection survives it (Passport #1818).
+
+use diesel::prelude::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use tokend::db;
+use tokend::store::schema::{access_tokens, sessions};
+
+use crate::helpers::*;
+
+fn days_ago(days: i64) -> chrono::NaiveDateTime {
+    tokend::store::now() - chrono::TimeDelta::days(days)
+}
+
+async fn set_session(
+    app: &TestApp,
+    sid: &str,
+    revoked: Option<chrono::NaiveDateTime>,
+    expires: Option<chrono::NaiveDateTime>,
+) {
+    let sid = sid.to_owned();
+    app.db(move |conn| {
+        if let Some(at) = revoked {
+            db!(conn, c => diesel::update(sessions::table.find(&sid))
+                .set((sessions::revoked_at.eq(at), sessions::revoked_reason.eq("logout")))
+                .execute(c))?;
+        }
+        if let Some(at) = expires {
+            db!(conn, c => diesel::update(sessions::table.find(&sid)).set(sessions::expires_at.eq(at)).execute(c))?;
+        }
+        Ok(())
+    })
+    .await;
+}
+
+async fn count_rows(app: &TestApp, sid: &str) -> (usize, usize, usize) {
+    let sid = sid.to_owned();
+    let access = app.access_rows(&sid).await.len();
+    let refresh = app.refresh_rows(&sid).await.len();
+    let session = app
+        .db(move |c| tokend::store::tokens::find_session(c, &sid))
+        .await
+        .map_or(0, |_| 1);
+    (session, access, refresh)
+}
+
+#[tokio::test]
+async fn purge_deletes_the_dead_and_keeps_what_reuse_detection_needs() {
+    let app = spawn_app().await;
+    let admin = app.login("admin", ADMIN_PASSWORD).await.access;
+
+    // A live session with a rotation chain: t0 → t1 → t2; the first two access tokens expired.
+    let t0 = app.login("admin", ADMIN_PASSWORD).await;
+    let t1 = tokens(app.refresh(t0.refresh()).await).await;
+    let t2 = tokens(app.refresh(t1.refresh()).await).await;
+    let live = claims(&t0.access)["sid"].as_str().expect("sid").to_owned();
+    let (expired_a, expired_b) = (
+        claims(&t0.access)["jti"].as_str().expect("jti").to_owned(),
+        claims(&t1.access)["jti"].as_str().expect("jti").to_owned(),
+    );
+    let past = days_ago(1);
+    app.db(move |conn| {
+        Ok(db!(conn, c => diesel::update(access_tokens::table.filter(access_tokens::jti.eq_any([&expired_a, &expired_b])))
+            .set(access_tokens::expires_at.eq(past))
+            .execute(c))?)
+    })
+    .await;
+
+    // Ended long ago (revoked 8 days ago, expired 8 days ago), ended recently (1 day ago).
+    let revoked_long_ago = app.login("admin", ADMIN_PASSWORD).await;
+    let expired_long_ago = app.login("admin", ADMIN_PASSWORD).await;
+    let pat = app.create_pat(&admin, "old", &["account"]).await;
+    let revoked_recently = app.login("admin", ADMIN_PASSWORD).await;
+    let sid = |t: &Tokens| claims(&t.access)["sid"].as_str().expect("sid").to_owned();
+    let (old_revoked, old_expired, recent) = (
+        sid(&revoked_long_ago),
+        sid(&expired_long_ago),
+        sid(&revoked_recently),
+    );
+    let pat_secret = pat["token"].as_str().expect("token").to_owned();
+    let pat_sid = {
+        let id = pat["id"].as_str().expect("id").to_owned();
+        app.db(move |c| tokend::store::tokens::find_personal_token(c, &id))
+            .await
+            .expect("pat")
+            .1
+            .id
+    };
+    set_session(&app, &old_revoked, Some(days_ago(8)), None).await;
+    set_session(&app, &old_expired, None, Some(days_ago(8))).await;
+    set_session(&app, &pat_sid, Some(days_ago(30)), None).await;
+    set_session(&app, &recent, Some(days_ago(1)), None).await;
+
+    // A dry run counts and deletes nothing.
+    let dry = app
+        .post_json("/admin/purge", &admin, json!({"dry_run": true}))
+        .await;
+    assert_eq!(dry.status(), StatusCode::OK);
+    let dry = json(dry).await;
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        dry["deleted"],
+        json!({"sessions": 3, "access_tokens": 4, "refresh_tokens": 2, "personal_access_tokens": 1})
+    );
+    assert_eq!(count_rows(&app, &old_revoked).await, (1, 1, 1));
+
+    // The real purge, from the command line.
+    let db_url = app.db.url.clone();
+    let (code, stdout, stderr) =
+        tokio::task::spawn_blocking(move || run_cli(&db_url, &["--json", "token", "purge"], None))
+            .await
+            .expect("cli");
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(
+        report["deleted"], dry["deleted"],
+        "the dry run predicted the purge"
+    );
+
+    assert_eq!(count_rows(&app, &old_revoked).await, (0, 0, 0));
+    assert_eq!(count_rows(&app, &old_expired).await, (0, 0, 0));
+    assert_eq!(count_rows(&app, &pat_sid).await, (0, 0, 0));
+    assert_eq!(
+        count_rows(&app, &recent).await,
+        (1, 1, 1),
+        "ended recently: kept for the retention"
+    );
+    assert_eq!(
+        count_rows(&app, &live).await,
+        (1, 1, 3),
+        "live: expired access tokens gone, the chain kept"
+    );
+    let chain = app.refresh_rows(&live).await;
+    assert!(
+        chain
+            .iter()
+            .filter(|r| r.used_at.is_some())
+            .all(|r| r.access_token_jti.is_none()),
+        "links to purged tokens are NULL"
+    );
+    assert_eq!(app.me(&pat_secret).await.status(), StatusCode::UNAUTHORIZED);
+
+    // The live session still works…
+    assert_eq!(app.me(&t2.access).await.status(), StatusCode::OK);
+    // …and a replay of its oldest rotated token is still recognised as reuse after the purge.
+    assert_error(
+        app.refresh(t0.refresh()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        app.session(&live).await.revoked_reason.as_deref(),
+        Some("refresh_reuse")
+    );
+    assert_eq!(app.me(&t2.access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.audit("purge").await.len(), 1);
+
+    // Nothing left to do.
+    let again = json(app.post("/admin/purge", &admin).await).await;
+    assert_eq!(
+        again["deleted"],
+        json!({"sessions": 0, "access_tokens": 0, "refresh_tokens": 0, "personal_access_tokens": 0})
+    );
+}
+
+#[tokio::test]
+async fn purge_works_in_batches_larger_than_one() {
+    let app = spawn_app().await;
+    let admin = app.login("admin", ADMIN_PASSWORD).await.access;
+    // 2,500 ended sessions with their rows, written directly: more than two batches.
+    app.db(|conn| {
+        let now = tokend::store::now();
+        let old = now - chrono::TimeDelta::days(10);
+        let client = "tokend-cli".to_owned();
+        conn.write(|conn| {
+            for i in 0..2_500 {
+                let session = tokend::store::models::Session {
+                    id: format!("bulk-{i}"),
+                    user_id: None,
+                    client_id: client.clone(),
+                    kind: "client_credentials".into(),
+                    scope: String::new(),
+                    device_name: None,
+                    user_agent: None,
+                    ip: None,
+                    created_at: old,
+                    last_used_at: old,
+                    expires_at: old,
+                    revoked_at: None,
+                    revoked_reason: None,
+                };
+                tokend::store::tokens::insert_session(conn, &session)?;
+                tokend::store::tokens::insert_access_token(
+                    conn,
+                    &tokend::store::models::AccessToken {
+                        jti: format!("bulk-jti-{i}"),
+                        session_id: session.id.clone(),
+                        scope: String::new(),
+                        issued_at: old,
+                        expires_at: old,
+                        revoked_at: None,
+                        revoked_reason: None,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+    })
+    .await;
+    let report = json(app.post("/admin/purge", &admin).await).await;
+    assert_eq!(report["deleted"]["sessions"], 2_500);
+    assert_eq!(report["deleted"]["access_tokens"], 2_500);
+    assert!(report["batches"].as_u64().expect("batches") >= 3);
+    assert_eq!(app.me(&admin).await.status(), StatusCode::OK);
+}
