@@ -84,3 +84,128 @@ async fn a_key_rotated_elsewhere_is_picked_up_on_first_sight_of_its_kid() {
         "tokens of the retired key still verify"
     );
 }
+
+const ISSUER: &str = "https://auth.example.test";
+
+async fn three_nodes() -> [TestApp; 3] {
+    let a = spawn_app_with(|c| c.set_issuer(ISSUER)).await;
+    let b = spawn_on(a.db.clone(), |c| c.set_issuer(ISSUER)).await;
+    let c = spawn_on(a.db.clone(), |c| c.set_issuer(ISSUER)).await;
+    [a, b, c]
+}
+
+/// How many of the nodes accept the token right now.
+async fn accepted_by(nodes: &[TestApp], access: &str) -> usize {
+    let mut n = 0;
+    for node in nodes {
+        if node.me(access).await.status() == StatusCode::OK {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn three_nodes_one_truth() {
+    let nodes = three_nodes().await;
+    let [a, b, c] = &nodes;
+    a.create_user("zoe", "zoe-password-1", false).await;
+
+    // A revocation through one node: refused by the other two on the very next request.
+    let t = b.login("zoe", "zoe-password-1").await;
+    assert_eq!(accepted_by(&nodes, &t.access).await, 3);
+    assert_eq!(a.revoke(&[("token", t.access.as_str()), ("client_id", CLI)]).await.status(), StatusCode::OK);
+    assert_eq!(accepted_by(&nodes, &t.access).await, 0);
+    for node in &nodes {
+        assert_error(node.refresh(t.refresh()).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
+
+    // Logout-all through one node.
+    let devices = [a.login("zoe", "zoe-password-1").await, b.login("zoe", "zoe-password-1").await];
+    let response = c.post("/api/logout-all", &devices[0].access).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for d in &devices {
+        assert_eq!(accepted_by(&nodes, &d.access).await, 0);
+    }
+
+    // A password change through one node.
+    let devices = [a.login("zoe", "zoe-password-1").await, c.login("zoe", "zoe-password-1").await];
+    let response = b
+        .post_json(
+            "/api/password",
+            &devices[0].access,
+            serde_json::json!({"current_password": "zoe-password-1", "new_password": "zoe-password-2"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(accepted_by(&nodes, &devices[0].access).await, 3, "the current session stays");
+    assert_eq!(accepted_by(&nodes, &devices[1].access).await, 0, "the other one is out everywhere");
+    for node in &nodes {
+        assert_error(node.password_grant("zoe", "zoe-password-1").await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
+}
+
+#[tokio::test]
+async fn the_same_refresh_token_sent_to_three_nodes_at_once_rotates_once() {
+    let nodes = three_nodes().await;
+    let t = nodes[0].login("admin", ADMIN_PASSWORD).await;
+    let sid = claims(&t.access)["sid"].as_str().expect("sid").to_owned();
+    let mut handles = Vec::new();
+    for round in 0..6 {
+        let node = &nodes[round % 3];
+        let (http, url, token) = (node.http.clone(), node.url("/oauth/token"), t.refresh().to_owned());
+        handles.push(tokio::spawn(async move {
+            http.post(url)
+                .form(&[("grant_type", "refresh_token"), ("client_id", CLI), ("refresh_token", &token)])
+                .send()
+                .await
+                .expect("request")
+                .status()
+        }));
+    }
+    let mut ok = 0;
+    for h in handles {
+        if h.await.expect("task") == StatusCode::OK {
+            ok += 1;
+        }
+    }
+    assert!(ok <= 1, "{ok} rotations answered");
+    let rows = nodes[0].refresh_rows(&sid).await;
+    assert_eq!(rows.len(), 2, "exactly one rotation across the nodes");
+    assert_eq!(nodes[1].session(&sid).await.revoked_reason.as_deref(), Some("refresh_reuse"));
+}
+
+#[tokio::test]
+async fn running_nodes_start_signing_with_a_rotated_key_without_a_restart() {
+    let a = spawn_app_with(|c| {
+        c.set_issuer(ISSUER);
+        c.key_reload_interval = std::time::Duration::from_millis(200);
+    })
+    .await;
+    let b = spawn_on(a.db.clone(), |c| c.set_issuer(ISSUER)).await;
+    let kid = |jwt: &str| {
+        use base64::Engine as _;
+        let h = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwt.split('.').next().expect("h")).expect("b64");
+        serde_json::from_slice::<serde_json::Value>(&h).expect("json")["kid"].as_str().expect("kid").to_owned()
+    };
+    let before = a.login("admin", ADMIN_PASSWORD).await;
+    let admin = b.login("admin", ADMIN_PASSWORD).await;
+    let rotated = json(b.post("/admin/keys/rotate", &admin.access).await).await;
+    let new_kid = rotated["kid"].as_str().expect("kid").to_owned();
+
+    // A picks the new key up by itself (here every 200 ms; 10 s by default).
+    let mut signed_with = String::new();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        signed_with = kid(&a.login("admin", ADMIN_PASSWORD).await.access);
+        if signed_with == new_kid {
+            break;
+        }
+    }
+    assert_eq!(signed_with, new_kid, "node A signs with the rotated key");
+    let jwks = json(a.http.get(a.url("/.well-known/jwks.json")).send().await.expect("jwks")).await;
+    let kids: Vec<_> = jwks["keys"].as_array().expect("keys").iter().map(|k| k["kid"].as_str().expect("kid").to_owned()).collect();
+    assert!(kids.contains(&new_kid) && kids.contains(&kid(&before.access)), "{kids:?}");
+    assert_eq!(a.me(&before.access).await.status(), StatusCode::OK, "tokens of the old key live on");
+    assert_eq!(b.me(&before.access).await.status(), StatusCode::OK);
+}
