@@ -54,6 +54,26 @@ impl Application {
                 }
             }
         });
+        if !ctx.config.purge_interval.is_zero() {
+            let purge_ctx = ctx.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(purge_ctx.config.purge_interval);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    match crate::service::purge::run(&purge_ctx, false, None, Default::default())
+                        .await
+                    {
+                        Ok(report) => {
+                            tracing::info!(deleted = ?report.deleted, ms = report.elapsed_ms, "purge done")
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "purge failed; trying again at the next interval")
+                        }
+                    }
+                }
+            });
+        }
         Ok(Application {
             port: addr.port(),
             server,

@@ -102,22 +102,20 @@ pub async fn create(
             "scopes: one scope per array element".into(),
         ));
     }
+    // No escalation: a personal token holds at most what the token that creates it holds (which
+    // already excludes `admin` for users who are not admins).
     let held = ScopeSet::from_names(caller.scopes.0.iter().cloned());
-    if requested.contains(ADMIN) && !caller.is_admin {
-        return Err(ServiceError::InvalidScope(
-            "only admin users may hold the admin scope".into(),
-        ));
-    }
-    let beyond: Vec<_> = requested
-        .outside(&held)
-        .into_iter()
-        .filter(|s| s == ADMIN || s == super::scope::ACCOUNT)
-        .collect();
+    let beyond = requested.outside(&held);
     if !beyond.is_empty() {
         return Err(ServiceError::InvalidScope(format!(
             "a personal token cannot hold more than the token that creates it: {}",
             beyond.join(" ")
         )));
+    }
+    if requested.contains(ADMIN) && !caller.is_admin {
+        return Err(ServiceError::InvalidScope(
+            "only admin users may hold the admin scope".into(),
+        ));
     }
     if let Some(seconds) = expires_in {
         if !(60..=MAX_EXPIRES_IN).contains(&seconds) {

@@ -39,6 +39,8 @@ pub enum Reason {
     AdminSessionEnded,
     /// The user deleted a personal access token (by id or by name).
     PersonalTokenDeleted,
+    /// A client revoked a personal access token (RFC 7009).
+    PersonalTokenRevoked,
 }
 
 impl Reason {
@@ -56,6 +58,7 @@ impl Reason {
             Reason::SessionEnded => "device_logout",
             Reason::AdminSessionEnded => "admin_session_ended",
             Reason::PersonalTokenDeleted => "personal_token_deleted",
+            Reason::PersonalTokenRevoked => "personal_token_revoked",
         }
     }
 }
@@ -94,120 +97,87 @@ pub fn revoke(
     Ok(conn.write(|conn| revoke_in_tx(conn, scope, reason, kind, subject, meta))?)
 }
 
-/// What a presented token turned out to be.
-enum Found {
-    Nothing,
-    OtherClient,
-    Session {
-        session_id: String,
-        user_id: Option<String>,
-    },
+/// How a presented token is found in the database.
+enum Lookup {
+    Refresh(String),
+    Personal(String),
+    Access(String),
 }
 
-/// RFC 7009 revocation of a token presented by `client`: an access token or a refresh token (found
-/// by its shape, whatever the hint says). Unknown, expired, malformed and already revoked tokens
-/// are fine (nothing to do); a token of another client is refused and nothing changes.
+/// RFC 7009 revocation of a token presented by `client`: an access token, a refresh token or a
+/// personal access token (found by its shape, whatever the hint says). Any of them ends its
+/// session. Unknown, expired, malformed and already revoked tokens are fine (nothing to do); a
+/// token of another client is refused and nothing changes.
 pub async fn revoke_presented(
     ctx: &Ctx,
     client: &ClientInfo,
     token: &str,
     meta: &RequestMeta,
 ) -> Result<()> {
-    match TokenKind::of(token) {
-        Some(TokenKind::Refresh) => {
-            let hash = OpaqueToken::from_presented(token).hash();
-            let client_id = client.client_id.clone();
-            let meta = meta.clone();
-            ctx.pool
-                .run(move |conn| {
-                    conn.write(|conn| {
-                        let found = match store::tokens::find_refresh_by_hash(conn, &hash.0)? {
-                            None => Found::Nothing,
-                            Some((_, session)) if session.client_id != client_id => {
-                                Found::OtherClient
-                            }
-                            Some((_, session)) if session.revoked_at.is_some() => Found::Nothing,
-                            Some((_, session)) => Found::Session {
-                                session_id: session.id,
-                                user_id: session.user_id,
-                            },
+    let (lookup, reason) = match TokenKind::of(token) {
+        Some(TokenKind::Refresh) => (
+            Lookup::Refresh(OpaqueToken::from_presented(token).hash().0),
+            Reason::RefreshTokenRevoked,
+        ),
+        Some(TokenKind::Personal) => (
+            Lookup::Personal(OpaqueToken::from_presented(token).hash().0),
+            Reason::PersonalTokenRevoked,
+        ),
+        Some(TokenKind::ClientSecret) => return Ok(()),
+        None => match identify_access_token(ctx, token).await? {
+            Some(claims) => (Lookup::Access(claims.jti), Reason::AccessTokenRevoked),
+            None => return Ok(()),
+        },
+    };
+    let client_id = client.client_id.clone();
+    let meta = meta.clone();
+    let other_client = ctx
+        .pool
+        .run(move |conn| {
+            conn.write(|conn| {
+                let session = match &lookup {
+                    Lookup::Refresh(hash) => {
+                        store::tokens::find_refresh_by_hash(conn, hash)?.map(|(_, s)| s)
+                    }
+                    Lookup::Personal(hash) => {
+                        store::tokens::find_personal_by_hash(conn, hash)?.map(|(_, s, _)| s)
+                    }
+                    Lookup::Access(jti) => {
+                        store::tokens::find_access_context(conn, jti)?.map(|(_, s, _)| s)
+                    }
+                };
+                match session {
+                    None => Ok(false),
+                    Some(session) if session.client_id != client_id => Ok(true),
+                    Some(session) if session.revoked_at.is_some() => Ok(false),
+                    Some(session) => {
+                        let subject = Event {
+                            user_id: session.user_id.as_deref(),
+                            session_id: Some(&session.id),
+                            client_id: Some(&client_id),
+                            ..Default::default()
                         };
-                        end_found(conn, &found, Reason::RefreshTokenRevoked, &client_id, &meta)?;
-                        Ok(found)
-                    })
-                    .map_err(ServiceError::from)
-                })
-                .await
-                .and_then(refuse_other_client)
-        }
-        Some(_) => Ok(()),
-        None => {
-            let Some(claims) = identify_access_token(ctx, token).await? else {
-                return Ok(());
-            };
-            let client_id = client.client_id.clone();
-            let meta = meta.clone();
-            ctx.pool
-                .run(move |conn| {
-                    conn.write(|conn| {
-                        let found = match store::tokens::find_access_context(conn, &claims.jti)? {
-                            None => Found::Nothing,
-                            Some((_, session, _)) if session.client_id != client_id => {
-                                Found::OtherClient
-                            }
-                            Some((_, session, _)) if session.revoked_at.is_some() => Found::Nothing,
-                            Some((_, session, _)) => Found::Session {
-                                session_id: session.id,
-                                user_id: session.user_id,
-                            },
-                        };
-                        end_found(conn, &found, Reason::AccessTokenRevoked, &client_id, &meta)?;
-                        Ok(found)
-                    })
-                    .map_err(ServiceError::from)
-                })
-                .await
-                .and_then(refuse_other_client)
-        }
-    }
-}
-
-fn end_found(
-    conn: &mut Conn,
-    found: &Found,
-    reason: Reason,
-    client_id: &str,
-    meta: &RequestMeta,
-) -> store::Result<()> {
-    if let Found::Session {
-        session_id,
-        user_id,
-    } = found
-    {
-        revoke_in_tx(
-            conn,
-            &Scope::Session(session_id.clone()),
-            reason,
-            "token_revoked",
-            Event {
-                user_id: user_id.as_deref(),
-                session_id: Some(session_id),
-                client_id: Some(client_id),
-                ..Default::default()
-            },
-            meta,
-        )?;
+                        revoke_in_tx(
+                            conn,
+                            &Scope::Session(session.id.clone()),
+                            reason,
+                            "token_revoked",
+                            subject,
+                            &meta,
+                        )?;
+                        Ok(false)
+                    }
+                }
+            })
+            .map_err(ServiceError::from)
+        })
+        .await?;
+    if other_client {
+        return Err(ServiceError::UnauthorizedClient(
+            "the token was issued to another client".to_owned(),
+        ));
     }
     Ok(())
-}
-
-fn refuse_other_client(found: Found) -> Result<()> {
-    match found {
-        Found::OtherClient => Err(ServiceError::UnauthorizedClient(
-            "the token was issued to another client".to_owned(),
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// The claims of a JWT we signed, expired or not (revoking an expired token still ends its

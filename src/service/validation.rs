@@ -30,7 +30,9 @@ pub const LAST_USED_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 /// Records use of a live session if its mark is stale; a failure here never fails the request.
 fn touch(conn: &mut store::Conn, session: &crate::store::models::Session) {
     let now = store::now();
-    if session.revoked_at.is_none() && session.last_used_at < now - LAST_USED_EVERY {
+    let never_used = session.last_used_at == session.created_at;
+    if session.revoked_at.is_none() && (never_used || session.last_used_at < now - LAST_USED_EVERY)
+    {
         if let Err(err) =
             store::tokens::touch_session_if_stale(conn, &session.id, now, LAST_USED_EVERY)
         {

@@ -181,8 +181,9 @@ pub fn find_personal_token(
         .optional())?)
 }
 
-/// Records use of a session at most once per `every`: the row is only written when its
-/// `last_used_at` is older than that, so a busy token costs one write a minute, not one a request.
+/// Records use of a session: its first use, then at most once per `every` (the row is only
+/// written when `last_used_at` is older than that), so a busy token costs one write a minute, not
+/// one a request.
 /// A single autocommit statement: no lock outlives it.
 pub fn touch_session_if_stale(
     conn: &mut Conn,
@@ -191,7 +192,9 @@ pub fn touch_session_if_stale(
     every: chrono::TimeDelta,
 ) -> Result<usize> {
     Ok(db!(conn, c => diesel::update(
-        sessions::table.find(id).filter(sessions::last_used_at.lt(now - every)),
+        sessions::table
+            .find(id)
+            .filter(sessions::last_used_at.lt(now - every).or(sessions::last_used_at.eq(sessions::created_at))),
     )
     .set(sessions::last_used_at.eq(now))
     .execute(c))?)

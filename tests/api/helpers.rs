@@ -24,11 +24,24 @@ pub struct TestDb {
 }
 
 enum Cleanup {
+    /// A database someone else owns (and removes).
+    None,
     Sqlite(PathBuf),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDb {
+    /// A database at `url` that this harness neither creates nor drops.
+    pub fn external(url: &str) -> TestDb {
+        TestDb {
+            url: url.to_owned(),
+            cleanup: Cleanup::None,
+        }
+    }
+
     pub fn new() -> TestDb {
         let id = uuid::Uuid::new_v4().simple().to_string();
         match std::env::var("TOKEND_TEST_DATABASE_URL") {
@@ -72,6 +85,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.cleanup {
+            Cleanup::None => {}
             Cleanup::Sqlite(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
             }

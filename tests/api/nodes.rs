@@ -114,14 +114,27 @@ async fn three_nodes_one_truth() {
     // A revocation through one node: refused by the other two on the very next request.
     let t = b.login("zoe", "zoe-password-1").await;
     assert_eq!(accepted_by(&nodes, &t.access).await, 3);
-    assert_eq!(a.revoke(&[("token", t.access.as_str()), ("client_id", CLI)]).await.status(), StatusCode::OK);
+    assert_eq!(
+        a.revoke(&[("token", t.access.as_str()), ("client_id", CLI)])
+            .await
+            .status(),
+        StatusCode::OK
+    );
     assert_eq!(accepted_by(&nodes, &t.access).await, 0);
     for node in &nodes {
-        assert_error(node.refresh(t.refresh()).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        assert_error(
+            node.refresh(t.refresh()).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
     }
 
     // Logout-all through one node.
-    let devices = [a.login("zoe", "zoe-password-1").await, b.login("zoe", "zoe-password-1").await];
+    let devices = [
+        a.login("zoe", "zoe-password-1").await,
+        b.login("zoe", "zoe-password-1").await,
+    ];
     let response = c.post("/api/logout-all", &devices[0].access).await;
     assert_eq!(response.status(), StatusCode::OK);
     for d in &devices {
@@ -129,7 +142,10 @@ async fn three_nodes_one_truth() {
     }
 
     // A password change through one node.
-    let devices = [a.login("zoe", "zoe-password-1").await, c.login("zoe", "zoe-password-1").await];
+    let devices = [
+        a.login("zoe", "zoe-password-1").await,
+        c.login("zoe", "zoe-password-1").await,
+    ];
     let response = b
         .post_json(
             "/api/password",
@@ -138,10 +154,23 @@ async fn three_nodes_one_truth() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(accepted_by(&nodes, &devices[0].access).await, 3, "the current session stays");
-    assert_eq!(accepted_by(&nodes, &devices[1].access).await, 0, "the other one is out everywhere");
+    assert_eq!(
+        accepted_by(&nodes, &devices[0].access).await,
+        3,
+        "the current session stays"
+    );
+    assert_eq!(
+        accepted_by(&nodes, &devices[1].access).await,
+        0,
+        "the other one is out everywhere"
+    );
     for node in &nodes {
-        assert_error(node.password_grant("zoe", "zoe-password-1").await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        assert_error(
+            node.password_grant("zoe", "zoe-password-1").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
     }
 }
 
@@ -153,10 +182,18 @@ async fn the_same_refresh_token_sent_to_three_nodes_at_once_rotates_once() {
     let mut handles = Vec::new();
     for round in 0..6 {
         let node = &nodes[round % 3];
-        let (http, url, token) = (node.http.clone(), node.url("/oauth/token"), t.refresh().to_owned());
+        let (http, url, token) = (
+            node.http.clone(),
+            node.url("/oauth/token"),
+            t.refresh().to_owned(),
+        );
         handles.push(tokio::spawn(async move {
             http.post(url)
-                .form(&[("grant_type", "refresh_token"), ("client_id", CLI), ("refresh_token", &token)])
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", CLI),
+                    ("refresh_token", &token),
+                ])
                 .send()
                 .await
                 .expect("request")
@@ -172,7 +209,10 @@ async fn the_same_refresh_token_sent_to_three_nodes_at_once_rotates_once() {
     assert!(ok <= 1, "{ok} rotations answered");
     let rows = nodes[0].refresh_rows(&sid).await;
     assert_eq!(rows.len(), 2, "exactly one rotation across the nodes");
-    assert_eq!(nodes[1].session(&sid).await.revoked_reason.as_deref(), Some("refresh_reuse"));
+    assert_eq!(
+        nodes[1].session(&sid).await.revoked_reason.as_deref(),
+        Some("refresh_reuse")
+    );
 }
 
 #[tokio::test]
@@ -185,8 +225,13 @@ async fn running_nodes_start_signing_with_a_rotated_key_without_a_restart() {
     let b = spawn_on(a.db.clone(), |c| c.set_issuer(ISSUER)).await;
     let kid = |jwt: &str| {
         use base64::Engine as _;
-        let h = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwt.split('.').next().expect("h")).expect("b64");
-        serde_json::from_slice::<serde_json::Value>(&h).expect("json")["kid"].as_str().expect("kid").to_owned()
+        let h = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').next().expect("h"))
+            .expect("b64");
+        serde_json::from_slice::<serde_json::Value>(&h).expect("json")["kid"]
+            .as_str()
+            .expect("kid")
+            .to_owned()
     };
     let before = a.login("admin", ADMIN_PASSWORD).await;
     let admin = b.login("admin", ADMIN_PASSWORD).await;
@@ -203,9 +248,28 @@ async fn running_nodes_start_signing_with_a_rotated_key_without_a_restart() {
         }
     }
     assert_eq!(signed_with, new_kid, "node A signs with the rotated key");
-    let jwks = json(a.http.get(a.url("/.well-known/jwks.json")).send().await.expect("jwks")).await;
-    let kids: Vec<_> = jwks["keys"].as_array().expect("keys").iter().map(|k| k["kid"].as_str().expect("kid").to_owned()).collect();
-    assert!(kids.contains(&new_kid) && kids.contains(&kid(&before.access)), "{kids:?}");
-    assert_eq!(a.me(&before.access).await.status(), StatusCode::OK, "tokens of the old key live on");
+    let jwks = json(
+        a.http
+            .get(a.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .expect("jwks"),
+    )
+    .await;
+    let kids: Vec<_> = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid").to_owned())
+        .collect();
+    assert!(
+        kids.contains(&new_kid) && kids.contains(&kid(&before.access)),
+        "{kids:?}"
+    );
+    assert_eq!(
+        a.me(&before.access).await.status(),
+        StatusCode::OK,
+        "tokens of the old key live on"
+    );
     assert_eq!(b.me(&before.access).await.status(), StatusCode::OK);
 }

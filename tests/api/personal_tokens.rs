@@ -67,7 +67,7 @@ async fn a_token_is_shown_once_listed_without_secrets_and_deleted_by_id() {
         .post_json(
             "/api/tokens",
             &omar.access,
-            json!({"name": "backup", "scopes": ["account", "backups:read"], "expires_in": 3600}),
+            json!({"name": "backup", "scopes": ["account"], "expires_in": 3600}),
         )
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -75,7 +75,7 @@ async fn a_token_is_shown_once_listed_without_secrets_and_deleted_by_id() {
     let created = json(response).await;
     let secret = created["token"].as_str().expect("token").to_owned();
     assert_eq!(created["name"], "backup");
-    assert_eq!(created["scopes"], json!(["account", "backups:read"]));
+    assert_eq!(created["scopes"], json!(["account"]));
     let expires =
         chrono::DateTime::parse_from_rfc3339(created["expires_at"].as_str().expect("expires_at"))
             .expect("rfc3339");
@@ -108,7 +108,7 @@ async fn a_token_is_shown_once_listed_without_secrets_and_deleted_by_id() {
     let info = json(app.introspect(&rs, &rs_secret, &secret).await).await;
     assert_eq!(info["active"], true);
     assert_eq!(info["token_use"], "personal_access_token");
-    assert_eq!(info["scope"], "account backups:read");
+    assert_eq!(info["scope"], "account");
 
     // Someone else's token is 404 and stays alive; the owner deletes it.
     assert_error(
@@ -148,6 +148,11 @@ async fn token_requests_are_validated() {
             json!({"name": "x", "scopes": ["admin"]}),
             "invalid_scope",
             "a user without admin",
+        ),
+        (
+            json!({"name": "x", "scopes": ["account", "billing:write"]}),
+            "invalid_scope",
+            "more than the creating token holds",
         ),
         (
             json!({"name": "", "scopes": ["account"]}),
@@ -236,8 +241,11 @@ async fn last_used_is_written_at_most_once_a_minute() {
         .1
         .id;
 
-    // Inside the first minute, uses write nothing.
+    // The first use is recorded; further uses inside the minute write nothing.
+    let created = app.session(&session_id).await.last_used_at;
+    assert_eq!(app.me(&secret).await.status(), StatusCode::OK);
     let before = app.session(&session_id).await.last_used_at;
+    assert!(before > created, "first use recorded");
     for _ in 0..3 {
         assert_eq!(app.me(&secret).await.status(), StatusCode::OK);
     }
@@ -297,4 +305,41 @@ async fn an_expired_personal_token_is_refused() {
         "invalid_token",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_personal_token_can_be_revoked_at_the_revocation_endpoint() {
+    let app = spawn_app().await;
+    let web = app.login("admin", ADMIN_PASSWORD).await;
+    let pat = app.create_pat(&web.access, "script", &["account"]).await;
+    let secret = pat["token"].as_str().expect("token").to_owned();
+    let (other, other_secret) = app.confidential_client(&["x"]).await;
+
+    let foreign = app
+        .http
+        .post(app.url("/oauth/revoke"))
+        .basic_auth(&other, Some(&other_secret))
+        .form(&[("token", secret.as_str())])
+        .send()
+        .await
+        .expect("request");
+    assert_error(foreign, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+    assert_eq!(app.me(&secret).await.status(), StatusCode::OK);
+
+    let response = app
+        .revoke(&[
+            ("token", secret.as_str()),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", CLI),
+        ])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.me(&secret).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.me(&web.access).await.status(),
+        StatusCode::OK,
+        "only the token's own session ended"
+    );
+    let listed = json(app.get("/api/tokens", &web.access).await).await;
+    assert!(listed["tokens"].as_array().expect("tokens").is_empty());
 }

@@ -214,3 +214,27 @@ async fn purge_works_in_batches_larger_than_one() {
     assert!(report["batches"].as_u64().expect("batches") >= 3);
     assert_eq!(app.me(&admin).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn serve_purges_by_itself_when_given_an_interval() {
+    let app = spawn_app_with(|c| c.purge_interval = std::time::Duration::from_millis(200)).await;
+    let ended = app.login("admin", ADMIN_PASSWORD).await;
+    let sid = claims(&ended.access)["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+    set_session(&app, &sid, Some(days_ago(8)), None).await;
+    let mut gone = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if count_rows(&app, &sid).await == (0, 0, 0) {
+            gone = true;
+            break;
+        }
+    }
+    assert!(
+        gone,
+        "the ended session was purged by the server's own schedule"
+    );
+    assert!(!app.audit("purge").await.is_empty());
+}
