@@ -9,6 +9,7 @@ mod client_credentials;
 mod discovery;
 mod helpers;
 mod introspection;
+mod logs;
 mod jwt_attacks;
 mod nodes;
 mod outage;

@@ -1,0 +1,92 @@
+//! The real binary with JSON logs: one JSON object per line, a request id on every request line,
+//! no secret in any line, and a graceful stop on SIGTERM.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn json_logs_carry_request_ids_and_never_a_secret() {
+    let db = TestDb::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TOKEND_DATABASE_URL", &db.url)
+        .env("TOKEND_BIND", "127.0.0.1:0")
+        .env("TOKEND_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("TOKEND_LOG", "info")
+        .env("TOKEND_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tokend");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let port = loop {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("tokend starts and logs");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        lines.push(line);
+        if let Some(port) = event["port"].as_u64() {
+            break port;
+        }
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let login = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[("grant_type", "password"), ("client_id", CLI), ("username", "admin"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .expect("login");
+    let t = tokens(login).await;
+    let refreshed = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[("grant_type", "refresh_token"), ("client_id", CLI), ("refresh_token", t.refresh())])
+        .send()
+        .await
+        .expect("refresh");
+    let t2 = tokens(refreshed).await;
+    // A client that wrongly puts a token in the query string: tokend logs the path only.
+    let me = http
+        .get(format!("{base}/api/me?access_token={}", t2.access))
+        .bearer_auth(&t2.access)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), StatusCode::OK);
+
+    let stopped = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(stopped.success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
+    assert!(status.success(), "a graceful stop on SIGTERM exits 0: {status}");
+    reader.join().expect("reader");
+    lines.extend(rx.try_iter());
+
+    let mut request_lines = 0;
+    for line in &lines {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if event["status"].is_number() {
+            request_lines += 1;
+            assert!(event["span"]["request_id"].is_string(), "request id in {line}");
+            assert!(event["span"]["path"].is_string());
+        }
+        for secret in [ADMIN_PASSWORD, t.refresh(), t2.refresh(), &t.access, &t2.access] {
+            assert!(!line.contains(secret), "a secret reached the log: {line}");
+        }
+    }
+    assert!(request_lines >= 3, "one line per request: {lines:#?}");
+}
