@@ -122,16 +122,29 @@ pub struct PoolOptions {
     pub connect_timeout: Duration,
 }
 
+/// SQLite has one writer at a time. Writers of this process queue here, first come first served,
+/// before `BEGIN IMMEDIATE`: a waiting writer is handed the lock the moment it is free instead of
+/// sleeping in SQLite's busy handler (whose back-off, up to 100 ms a nap, is what made refresh
+/// tails long and let a purge loop starve everyone else). The busy timeout still covers writers
+/// in other processes (the CLI).
+pub type WriteGate = std::sync::Arc<parking_lot::FairMutex<()>>;
+
 /// One pool of either backend.
 #[derive(Clone)]
 pub enum Pool {
-    Sqlite(diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>),
+    Sqlite(
+        diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>,
+        WriteGate,
+    ),
     Postgres(diesel::r2d2::Pool<ConnectionManager<PgConnection>>),
 }
 
 /// A connection checked out of [`Pool`].
 pub enum Conn {
-    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
+    Sqlite(
+        PooledConnection<ConnectionManager<SqliteConnection>>,
+        WriteGate,
+    ),
     Postgres(PooledConnection<ConnectionManager<PgConnection>>),
 }
 
@@ -141,7 +154,7 @@ pub enum Conn {
 macro_rules! db {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
-            $crate::store::Conn::Sqlite($c) => {
+            $crate::store::Conn::Sqlite($c, _) => {
                 let $c: &mut ::diesel::SqliteConnection = &mut *$c;
                 $body
             }
@@ -162,10 +175,17 @@ impl Conn {
         F: FnOnce(&mut Conn) -> Result<T>,
     {
         match self {
-            Conn::Sqlite(c) => (**c).batch_execute("BEGIN IMMEDIATE")?,
-            Conn::Postgres(c) => (**c).batch_execute("BEGIN")?,
+            Conn::Sqlite(c, gate) => {
+                let gate = gate.clone();
+                let _turn = gate.lock();
+                (**c).batch_execute("BEGIN IMMEDIATE")?;
+                finish(self, f)
+            }
+            Conn::Postgres(c) => {
+                (**c).batch_execute("BEGIN")?;
+                finish(self, f)
+            }
         }
-        finish(self, f)
     }
 
     /// Runs `f` in one read transaction (a consistent snapshot).
@@ -174,7 +194,7 @@ impl Conn {
         F: FnOnce(&mut Conn) -> Result<T>,
     {
         match self {
-            Conn::Sqlite(c) => (**c).batch_execute("BEGIN DEFERRED")?,
+            Conn::Sqlite(c, _) => (**c).batch_execute("BEGIN DEFERRED")?,
             Conn::Postgres(c) => (**c).batch_execute("BEGIN")?,
         }
         finish(self, f)
@@ -182,7 +202,7 @@ impl Conn {
 
     pub fn backend(&self) -> Backend {
         match self {
-            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Sqlite(..) => Backend::Sqlite,
             Conn::Postgres(_) => Backend::Postgres,
         }
     }
@@ -246,7 +266,7 @@ impl Pool {
                         busy_timeout_ms: options.connect_timeout.as_millis() as u64,
                     }))
                     .build_unchecked(ConnectionManager::<SqliteConnection>::new(path));
-                Ok(Pool::Sqlite(pool))
+                Ok(Pool::Sqlite(pool, WriteGate::default()))
             }
             Some(Backend::Postgres) => {
                 let pool = diesel::r2d2::Pool::builder()
@@ -262,7 +282,7 @@ impl Pool {
 
     pub fn backend(&self) -> Backend {
         match self {
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite(..) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
     }
@@ -270,7 +290,7 @@ impl Pool {
     /// Checks a connection out; blocks up to the pool's connection timeout.
     pub fn get(&self) -> Result<Conn> {
         Ok(match self {
-            Pool::Sqlite(p) => Conn::Sqlite(p.get()?),
+            Pool::Sqlite(p, gate) => Conn::Sqlite(p.get()?, gate.clone()),
             Pool::Postgres(p) => Conn::Postgres(p.get()?),
         })
     }
@@ -302,7 +322,7 @@ impl Pool {
     pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
         let mut conn = self.get().context("connecting to the database")?;
         let applied = match &mut conn {
-            Conn::Sqlite(c) => {
+            Conn::Sqlite(c, _) => {
                 let c: &mut SqliteConnection = c;
                 c.run_pending_migrations(SQLITE_MIGRATIONS)
                     .map_err(|e| anyhow::anyhow!("applying SQLite migrations: {e}"))?
@@ -330,7 +350,7 @@ impl Pool {
     pub fn revert_all(&self) -> anyhow::Result<()> {
         let mut conn = self.get()?;
         match &mut conn {
-            Conn::Sqlite(c) => {
+            Conn::Sqlite(c, _) => {
                 let c: &mut SqliteConnection = c;
                 c.revert_all_migrations(SQLITE_MIGRATIONS)
                     .map_err(|e| anyhow::anyhow!("reverting: {e}"))?;
