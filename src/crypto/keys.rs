@@ -269,7 +269,7 @@ impl KeySet {
         self.verifying.get(kid)
     }
 
-    /// The public keys for the JWKS document, newest first.
+    /// The public keys for the JWKS document, in a stable order (by `kid`).
     pub fn jwks(&self) -> Vec<Jwk> {
         let mut keys: Vec<&Arc<VerifyingKey>> = self.verifying.values().collect();
         keys.sort_by(|a, b| a.kid.cmp(&b.kid));

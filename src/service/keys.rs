@@ -69,10 +69,17 @@ impl KeyManager {
     }
 
     fn insert_new(&self, conn: &mut Conn, alg: SigningAlg) -> store::Result<String> {
-        let encrypted_exist = store::keys::all(conn)?
+        let existing = store::keys::all(conn)?;
+        let encrypted: Vec<_> = existing
             .iter()
-            .any(|k| k.private_key.starts_with("enc:"));
-        if self.kek.is_none() && encrypted_exist {
+            .filter(|k| k.private_key.starts_with("enc:"))
+            .collect();
+        // With a key-encryption key, prove it opens the keys already there: a new key sealed with
+        // the wrong one would be unusable by every node that has the right one.
+        if let (Some(kek), Some(sample)) = (&self.kek, encrypted.first()) {
+            keys::unseal(Some(kek), &sample.kid, &sample.private_key)?;
+        }
+        if self.kek.is_none() && !encrypted.is_empty() {
             return Err(anyhow::anyhow!(
                 "the signing keys are encrypted at rest: set TOKEND_KEY_ENCRYPTION_KEY before making a new one"
             )

@@ -33,9 +33,11 @@ fn touch(conn: &mut store::Conn, session: &crate::store::models::Session) {
     let never_used = session.last_used_at == session.created_at;
     if session.revoked_at.is_none() && (never_used || session.last_used_at < now - LAST_USED_EVERY)
     {
-        if let Err(err) =
+        // Never wait for it: if the write lock is taken right now, a later request records it.
+        let touched = conn.write_if_free(|conn| {
             store::tokens::touch_session_if_stale(conn, &session.id, now, LAST_USED_EVERY)
-        {
+        });
+        if let Err(err) = touched {
             tracing::debug!(error = %err, "could not record session use");
         }
     }

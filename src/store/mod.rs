@@ -188,6 +188,39 @@ impl Conn {
         }
     }
 
+    /// Runs the write `f` only if it can start at once: on SQLite, when no writer of this process
+    /// holds the gate, and without waiting in the busy handler for other processes. `Ok(None)`
+    /// when it would have had to wait. For bookkeeping that a later request can do instead.
+    pub fn write_if_free<T, F>(&mut self, f: F) -> Result<Option<T>>
+    where
+        F: FnOnce(&mut Conn) -> Result<T>,
+    {
+        match self {
+            Conn::Sqlite(c, gate) => {
+                let gate = gate.clone();
+                let Some(_turn) = gate.try_lock() else {
+                    return Ok(None);
+                };
+                (**c).batch_execute("PRAGMA busy_timeout = 0")?;
+                let begun = (**c).batch_execute("BEGIN IMMEDIATE");
+                let outcome = match begun {
+                    Ok(()) => finish(self, f).map(Some),
+                    Err(DieselError::DatabaseError(_, ref info))
+                        if is_transient(info.message()) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e.into()),
+                };
+                if let Conn::Sqlite(c, _) = self {
+                    (**c).batch_execute(&format!("PRAGMA busy_timeout = {}", c_busy_timeout()))?;
+                }
+                outcome
+            }
+            Conn::Postgres(_) => self.write(f).map(Some),
+        }
+    }
+
     /// Runs `f` in one read transaction (a consistent snapshot).
     pub fn read<T, F>(&mut self, f: F) -> Result<T>
     where
@@ -234,6 +267,14 @@ where
     }
 }
 
+/// The busy timeout SQLite connections use (ms), restored after a `write_if_free`.
+static SQLITE_BUSY_TIMEOUT_MS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(5_000);
+
+fn c_busy_timeout() -> u64 {
+    SQLITE_BUSY_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[derive(Debug)]
 struct SqlitePragmas {
     busy_timeout_ms: u64,
@@ -259,6 +300,10 @@ impl Pool {
         match Backend::of_url(url) {
             Some(Backend::Sqlite) => {
                 let path = sqlite_path(url).to_owned();
+                SQLITE_BUSY_TIMEOUT_MS.store(
+                    options.connect_timeout.as_millis() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 let pool = diesel::r2d2::Pool::builder()
                     .max_size(options.max_size)
                     .connection_timeout(options.connect_timeout)

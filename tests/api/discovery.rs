@@ -156,4 +156,29 @@ async fn signing_keys_are_encrypted_at_rest_with_a_key_encryption_key() {
             .expect("must refuse")
     );
     assert!(err.contains("does not decrypt"), "{err}");
+
+    // Rotation refuses to add a key the cluster could not open: without the key-encryption key,
+    // or with another one.
+    let wrong_kek = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    for kek in [None, Some(wrong_kek)] {
+        let db = app.db.url.clone();
+        let (code, _, stderr) = tokio::task::spawn_blocking(move || match &kek {
+            Some(k) => run_cli_env(
+                &db,
+                &["keys", "rotate"],
+                None,
+                &[("TOKEND_KEY_ENCRYPTION_KEY", k.as_str())],
+            ),
+            None => run_cli(&db, &["keys", "rotate"], None),
+        })
+        .await
+        .expect("cli");
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("TOKEND_KEY_ENCRYPTION_KEY"), "{stderr}");
+    }
+    assert_eq!(
+        app.db(tokend::store::keys::all).await.len(),
+        1,
+        "no key was added"
+    );
 }

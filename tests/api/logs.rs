@@ -37,8 +37,11 @@ async fn json_logs_carry_request_ids_and_never_a_secret() {
     });
     let mut lines = Vec::new();
     let port = loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("tokend starts and logs");
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("tokend starts and logs");
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         lines.push(line);
         if let Some(port) = event["port"].as_u64() {
             break port;
@@ -48,14 +51,23 @@ async fn json_logs_carry_request_ids_and_never_a_secret() {
     let http = reqwest::Client::new();
     let login = http
         .post(format!("{base}/oauth/token"))
-        .form(&[("grant_type", "password"), ("client_id", CLI), ("username", "admin"), ("password", ADMIN_PASSWORD)])
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", CLI),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
         .send()
         .await
         .expect("login");
     let t = tokens(login).await;
     let refreshed = http
         .post(format!("{base}/oauth/token"))
-        .form(&[("grant_type", "refresh_token"), ("client_id", CLI), ("refresh_token", t.refresh())])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLI),
+            ("refresh_token", t.refresh()),
+        ])
         .send()
         .await
         .expect("refresh");
@@ -69,22 +81,41 @@ async fn json_logs_carry_request_ids_and_never_a_secret() {
         .expect("me");
     assert_eq!(me.status(), StatusCode::OK);
 
-    let stopped = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(stopped.success());
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
-    assert!(status.success(), "a graceful stop on SIGTERM exits 0: {status}");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(
+        status.success(),
+        "a graceful stop on SIGTERM exits 0: {status}"
+    );
     reader.join().expect("reader");
     lines.extend(rx.try_iter());
 
     let mut request_lines = 0;
     for line in &lines {
-        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         if event["status"].is_number() {
             request_lines += 1;
-            assert!(event["span"]["request_id"].is_string(), "request id in {line}");
+            assert!(
+                event["span"]["request_id"].is_string(),
+                "request id in {line}"
+            );
             assert!(event["span"]["path"].is_string());
         }
-        for secret in [ADMIN_PASSWORD, t.refresh(), t2.refresh(), &t.access, &t2.access] {
+        for secret in [
+            ADMIN_PASSWORD,
+            t.refresh(),
+            t2.refresh(),
+            &t.access,
+            &t2.access,
+        ] {
             assert!(!line.contains(secret), "a secret reached the log: {line}");
         }
     }
