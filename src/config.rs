@@ -20,6 +20,9 @@
 //! | `TOKEND_DB_TIMEOUT` | `5s` |
 //! | `TOKEND_PURGE_RETENTION` | `7d` |
 //! | `TOKEND_PURGE_INTERVAL` | `0s` (off) |
+//! | `TOKEND_SIGNIN_USER_FREE`, `TOKEND_SIGNIN_USER_WINDOW` | `5`, `1h` |
+//! | `TOKEND_SIGNIN_IP_FREE`, `TOKEND_SIGNIN_IP_WINDOW` | `20`, `10m` |
+//! | `TOKEND_SIGNIN_MAX_DELAY` | `60s` |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -79,6 +82,14 @@ pub struct Config {
     pub purge_interval: Duration,
     /// How often a node re-reads the signing keys.
     pub key_reload_interval: Duration,
+    /// Failed sign-ins per username that are free within `signin_user_window`.
+    pub signin_user_free: i64,
+    pub signin_user_window: Duration,
+    /// Failed sign-ins per client address that are free within `signin_ip_window`.
+    pub signin_ip_free: i64,
+    pub signin_ip_window: Duration,
+    /// The longest a throttled name or address waits.
+    pub signin_max_delay: Duration,
 }
 
 /// Every setting tokend knows, by its file name (the variable is `TOKEND_` + upper case).
@@ -99,6 +110,11 @@ const KEYS: &[&str] = &[
     "db_timeout",
     "purge_retention",
     "purge_interval",
+    "signin_user_free",
+    "signin_user_window",
+    "signin_ip_free",
+    "signin_ip_window",
+    "signin_max_delay",
 ];
 
 /// A configuration error: always names the variable and the value's problem.
@@ -264,6 +280,28 @@ impl Config {
         }
         let purge_retention = duration("purge_retention", "7d")?;
         let purge_interval = duration("purge_interval", "0s")?;
+        let count = |key: &str, default: i64| -> Result<i64, ConfigError> {
+            match get(key) {
+                None => Ok(default),
+                Some((name, v)) => v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (0..=1_000_000).contains(n))
+                    .ok_or_else(|| {
+                        ConfigError(format!("{name}: {v:?} is not a number from 0 to 1000000"))
+                    }),
+            }
+        };
+        let signin_user_free = count("signin_user_free", 5)?;
+        let signin_ip_free = count("signin_ip_free", 20)?;
+        let signin_user_window = duration("signin_user_window", "1h")?;
+        let signin_ip_window = duration("signin_ip_window", "10m")?;
+        let signin_max_delay = duration("signin_max_delay", "60s")?;
+        if signin_max_delay.is_zero() {
+            return Err(ConfigError(
+                "TOKEND_SIGNIN_MAX_DELAY: must be longer than 0s".to_owned(),
+            ));
+        }
         Ok(Config {
             database_url,
             bind,
@@ -283,6 +321,11 @@ impl Config {
             purge_retention,
             purge_interval,
             key_reload_interval: Duration::from_secs(10),
+            signin_user_free,
+            signin_user_window,
+            signin_ip_free,
+            signin_ip_window,
+            signin_max_delay,
         })
     }
 

@@ -37,6 +37,10 @@ pub enum ApiError {
         error: &'static str,
         description: String,
     },
+    /// Too many failed sign-ins (429 with `Retry-After`).
+    Throttled {
+        retry_after: u64,
+    },
     Unavailable,
     Internal,
 }
@@ -55,7 +59,9 @@ impl std::fmt::Display for ApiError {
             ApiError::Bearer {
                 error, description, ..
             } => write!(f, "{}: {description}", error.unwrap_or("unauthorized")),
-            ApiError::Unavailable => f.write_str("temporarily_unavailable"),
+            ApiError::Throttled { .. } | ApiError::Unavailable => {
+                f.write_str("temporarily_unavailable")
+            }
             ApiError::Internal => f.write_str("server_error"),
         }
     }
@@ -178,6 +184,9 @@ impl From<ServiceError> for ApiError {
             | ServiceError::UnauthorizedClient(_)
             | ServiceError::UnsupportedGrantType(_)
             | ServiceError::InvalidScope(_)) => ApiError::oauth(e, false),
+            ServiceError::Throttled(seconds) => ApiError::Throttled {
+                retry_after: seconds,
+            },
             ServiceError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 ApiError::Unavailable
@@ -205,6 +214,7 @@ impl ResponseError for ApiError {
             ApiError::OAuth { status, .. }
             | ApiError::Bearer { status, .. }
             | ApiError::Plain { status, .. } => *status,
+            ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -255,6 +265,13 @@ impl ResponseError for ApiError {
             ApiError::Plain {
                 error, description, ..
             } => (error, description),
+            ApiError::Throttled { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+                (
+                    "temporarily_unavailable",
+                    "too many failed sign-ins; wait as long as Retry-After says and try again",
+                )
+            }
             ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
                 (

@@ -10,6 +10,7 @@ use super::audit::{self, Event};
 use super::clients::ClientInfo;
 use super::revocation::{self, Reason, Scope};
 use super::scope::{self, ScopeSet, ADMIN};
+use super::throttle;
 use super::{chrono_duration, new_id, Ctx, RequestMeta, Result, ServiceError};
 use crate::crypto::jwt::{self, AccessClaims};
 use crate::crypto::keys::SigningKey;
@@ -118,25 +119,33 @@ fn refresh_row(
 
 /// Records a failed sign-in and returns the error the caller answers with. The answer is the same
 /// whatever the reason, so unknown users and wrong passwords cannot be told apart.
+/// `throttle_keys`: the username and address the failure counts against (none for an attempt that
+/// was refused because it was throttled already).
 async fn signin_failure(
     ctx: &Ctx,
     user_id: Option<String>,
     reason: &'static str,
     client: &ClientInfo,
+    throttle_keys: Vec<String>,
     meta: RequestMeta,
 ) -> ServiceError {
     let client_id = client.client_id.clone();
+    let config = ctx.config.clone();
     let recorded = ctx
         .pool
         .run(move |conn| {
-            let event = Event {
-                kind: "signin_failure",
-                reason: Some(reason),
-                user_id: user_id.as_deref(),
-                client_id: Some(&client_id),
-                ..Default::default()
-            };
-            audit::record(conn, event, &meta).map_err(ServiceError::from)
+            conn.write(|conn| {
+                throttle::record_failure(conn, &config, &throttle_keys, store::now())?;
+                let event = Event {
+                    kind: "signin_failure",
+                    reason: Some(reason),
+                    user_id: user_id.as_deref(),
+                    client_id: Some(&client_id),
+                    ..Default::default()
+                };
+                audit::record(conn, event, &meta)
+            })
+            .map_err(ServiceError::from)
         })
         .await;
     match recorded {
@@ -160,15 +169,38 @@ pub async fn password(
             "this client may not use the password grant".to_owned(),
         ));
     }
+    let throttle_keys = throttle::keys(&username, &meta);
     if password.chars().count() > MAX_PASSWORD_LEN || username.len() > 256 {
-        // Refused before Argon2 ever sees it (SECURITY.md 24), and still audited.
-        return Err(signin_failure(ctx, None, "credentials_too_long", &client, meta).await);
+        // Refused before Argon2 ever sees it (SECURITY.md 24), and still audited and counted.
+        return Err(signin_failure(
+            ctx,
+            None,
+            "credentials_too_long",
+            &client,
+            throttle_keys,
+            meta,
+        )
+        .await);
     }
-    let lookup = username.clone();
+    let (lookup, keys) = (username.clone(), throttle_keys.clone());
     let user = ctx
         .pool
-        .run(move |conn| store::users::find_by_username(conn, &lookup).map_err(ServiceError::from))
-        .await?;
+        .run(move |conn| {
+            // A throttled name or address is refused before any Argon2 work.
+            throttle::check(conn, &keys, store::now())?;
+            store::users::find_by_username(conn, &lookup).map_err(ServiceError::from)
+        })
+        .await;
+    let user = match user {
+        Err(ServiceError::Throttled(seconds)) => {
+            let recorded = signin_failure(ctx, None, "throttled", &client, Vec::new(), meta).await;
+            return Err(match recorded {
+                ServiceError::InvalidGrant(_) => ServiceError::Throttled(seconds),
+                other => other,
+            });
+        }
+        other => other?,
+    };
     let verified = ctx
         .hasher
         .verify(
@@ -184,7 +216,7 @@ pub async fn password(
     };
     if let Some(reason) = failure {
         let user_id = user.as_ref().map(|u| u.id.clone());
-        return Err(signin_failure(ctx, user_id, reason, &client, meta).await);
+        return Err(signin_failure(ctx, user_id, reason, &client, throttle_keys, meta).await);
     }
     let Some(user) = user else {
         return Err(ServiceError::InvalidGrant(BAD_CREDENTIALS.to_owned()));
@@ -205,6 +237,7 @@ pub async fn password(
         .run(move |conn| {
             conn.write(|conn| {
                 let now = store::now();
+                throttle::record_success(conn, &user.username)?;
                 if let Some(hash) = &rehash {
                     store::users::set_password_hash(conn, &user.id, hash, now, false)?;
                 }

@@ -13,6 +13,7 @@ pub mod purge;
 pub mod revocation;
 pub mod scope;
 pub mod sessions;
+pub mod throttle;
 pub mod users;
 pub mod validation;
 
@@ -65,6 +66,9 @@ pub enum ServiceError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Too many failed sign-ins: retry after this many seconds.
+    #[error("too many failed sign-ins; try again in {0} s")]
+    Throttled(u64),
     #[error("the database is unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error(transparent)]

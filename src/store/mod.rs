@@ -11,6 +11,7 @@ pub mod models;
 pub mod purge;
 pub mod revocation;
 pub mod schema;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 

@@ -116,3 +116,13 @@ pub struct PersonalAccessToken {
     pub created_at: NaiveDateTime,
     pub expires_at: Option<NaiveDateTime>,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = login_attempts)]
+pub struct LoginAttempt {
+    pub key: String,
+    pub failures: i64,
+    pub window_started_at: NaiveDateTime,
+    pub blocked_until: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
+}

@@ -44,6 +44,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    login_attempts (key) {
+        key -> Text,
+        failures -> BigInt,
+        window_started_at -> Timestamp,
+        blocked_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     personal_access_tokens (id) {
         id -> Text,
         session_id -> Text,
@@ -132,6 +142,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     audit_events,
     clients,
+    login_attempts,
     personal_access_tokens,
     refresh_tokens,
     server_secrets,

@@ -19,4 +19,5 @@ mod purge;
 mod refresh;
 mod revocation;
 mod schema;
+mod throttle;
 mod token_endpoint;

@@ -1,0 +1,98 @@
+//! Sign-in throttling (SECURITY.md 22): per username and per address, in the database (so across
+//! nodes), capped exponential back-off, 429 with Retry-After, nothing else slowed.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn failures_for_one_name_back_off_and_a_success_resets() {
+    let app = spawn_app_with(|c| {
+        c.signin_user_free = 3;
+        c.signin_max_delay = Duration::from_secs(2);
+    })
+    .await;
+    let node2 = spawn_on(app.db.clone(), |c| c.signin_user_free = 3).await;
+    app.create_user("amy", "amy-password", false).await;
+    let session = app.login("amy", "amy-password").await;
+
+    for _ in 0..4 {
+        assert_error(
+            app.password_grant("amy", "wrong-password").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+    }
+    // The fourth failure blocked the name for a second: even the right password waits, on every node.
+    for node in [&app, &node2] {
+        let response = node.password_grant("amy", "amy-password").await;
+        assert_eq!(response.headers()["retry-after"], "1");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert_error(
+            response,
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+        )
+        .await;
+    }
+    // What is already issued is not slowed: refresh and bearer calls go on.
+    let refreshed = tokens(app.refresh(session.refresh()).await).await;
+    assert_eq!(app.me(&refreshed.access).await.status(), StatusCode::OK);
+    // Another name is not blocked by amy's failures.
+    app.login("admin", ADMIN_PASSWORD).await;
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.login("amy", "amy-password").await;
+    let rows = app
+        .db(|c| tokend::store::throttle::find(c, &["user:amy".to_owned()]))
+        .await;
+    assert!(rows.is_empty(), "a success clears the name's count");
+    let reasons: Vec<_> = app
+        .audit("signin_failure")
+        .await
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "throttled").count(),
+        2,
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn failures_from_one_address_throttle_every_name_from_it() {
+    let app = spawn_app_with(|c| {
+        c.signin_ip_free = 3;
+        c.signin_max_delay = Duration::from_secs(1);
+    })
+    .await;
+    for name in ["u1", "u2", "u3", "u4"] {
+        assert_error(
+            app.password_grant(name, "guess-password").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+    }
+    let response = app.password_grant("admin", ADMIN_PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(
+        (1..=1).contains(&retry),
+        "capped at TOKEND_SIGNIN_MAX_DELAY: {retry}"
+    );
+    let rows = app
+        .db(|c| tokend::store::throttle::find(c, &["ip:127.0.0.1".to_owned()]))
+        .await;
+    assert_eq!(rows[0].failures, 4);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.login("admin", ADMIN_PASSWORD).await;
+}
