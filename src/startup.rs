@@ -32,10 +32,14 @@ impl Application {
         let seed_ctx = ctx.clone();
         let bootstrapped =
             tokio::task::spawn_blocking(move || bootstrap::seed(&seed_ctx)).await??;
+        ctx.origins.reload(&ctx.pool).await?;
         let data = web::Data::new(ctx.clone());
+        let https = ctx.config.issuer.starts_with("https://");
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .wrap(crate::http::cors(data.origins.clone()))
+                .wrap(crate::http::security_headers(https))
                 .wrap(crate::telemetry::RequestLog)
                 .configure(crate::http::routes)
         })
@@ -49,6 +53,9 @@ impl Application {
             tick.tick().await;
             loop {
                 tick.tick().await;
+                if let Err(err) = reload_ctx.origins.reload(&reload_ctx.pool).await {
+                    tracing::warn!(error = %err, "reloading the client origins failed; keeping the current set");
+                }
                 if let Err(err) = reload_ctx.keys.reload(&reload_ctx.pool).await {
                     tracing::warn!(error = %err, "reloading the signing keys failed; keeping the current set");
                 }

@@ -219,6 +219,7 @@ pub async fn create_client(
         audiences: body.audiences,
     };
     let created = clients::register(&ctx, new, Some(actor), meta(&req)).await?;
+    ctx.origins.reload(&ctx.pool).await?;
     let mut out = serde_json::to_value(&created.client)
         .map_err(|e| crate::service::ServiceError::Unexpected(e.into()))?;
     if let Some(secret) = created.client_secret {
@@ -247,6 +248,7 @@ pub async fn delete_client(
         .pool
         .run(move |conn| clients::delete(conn, &id, Some(&actor), &meta))
         .await?;
+    ctx.origins.reload(&ctx.pool).await?;
     Ok(HttpResponse::Ok().json(counts))
 }
 

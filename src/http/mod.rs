@@ -18,6 +18,66 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::service::RequestMeta;
 use error::ApiError;
 
+/// CORS for the origins clients registered (`allowed_origins`); never a wildcard. A request from
+/// an origin no client lists gets no CORS headers (the browser then refuses the answer); the
+/// token and revocation endpoints also check the authenticating client's own list.
+pub fn cors(origins: std::sync::Arc<crate::service::origins::OriginCache>) -> actix_cors::Cors {
+    actix_cors::Cors::default()
+        .allowed_origin_fn(move |origin, _| origin.to_str().is_ok_and(|o| origins.allows(o)))
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static("x-requested-with"),
+        ])
+        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+        .supports_credentials()
+        .max_age(600)
+        .block_on_origin_mismatch(false)
+}
+
+/// Headers every response carries (unless a handler set its own).
+pub fn security_headers(https: bool) -> actix_web::middleware::DefaultHeaders {
+    let headers = actix_web::middleware::DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    if https {
+        headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
+    } else {
+        headers
+    }
+}
+
+/// A browser request's `Origin` must be one the client registered (RFC 9700 §4.4 in spirit: a
+/// public client's id alone must not let any website use it from a user's browser).
+pub fn check_origin(
+    req: &HttpRequest,
+    client: &crate::service::clients::ClientInfo,
+) -> Result<(), ApiError> {
+    match req.headers().get(header::ORIGIN) {
+        None => Ok(()),
+        Some(origin) => {
+            let allowed = origin
+                .to_str()
+                .is_ok_and(|o| client.allowed_origins.iter().any(|a| a == o));
+            if allowed {
+                Ok(())
+            } else {
+                Err(ApiError::invalid_client(
+                    "this client does not accept requests from that browser origin",
+                    false,
+                ))
+            }
+        }
+    }
+}
+
 /// Who is calling, for audit and sessions: the peer address and the user agent.
 pub fn meta(req: &HttpRequest) -> RequestMeta {
     RequestMeta {

@@ -33,6 +33,7 @@ pub async fn token(
     let params = params::read(&req, payload).await?;
     let grant_type = params.require("grant_type")?.to_owned();
     let client = client_auth::authenticate(&ctx, &req, &params).await?;
+    super::check_origin(&req, &client)?;
     let basic = req.headers().contains_key(header::AUTHORIZATION);
     let meta = meta(&req);
     let response = match grant_type.as_str() {
@@ -71,6 +72,7 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let params = params::read(&req, payload).await?;
     let client = client_auth::authenticate(&ctx, &req, &params).await?;
+    super::check_origin(&req, &client)?;
     let token = params.require("token")?;
     // The hint is only an optimisation; the token's shape says what it is (RFC 7009 §2.1).
     revocation::revoke_presented(&ctx, &client, token, &meta(&req))

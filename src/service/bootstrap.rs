@@ -79,6 +79,7 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
         keys: Arc::new(keys),
         hasher: PasswordHasher::new(cores)?,
         successor_key: Arc::from(successor_key.into_bytes()),
+        origins: Arc::default(),
     })
 }
 

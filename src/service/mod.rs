@@ -8,6 +8,7 @@ pub mod clients;
 pub mod grants;
 pub mod introspection;
 pub mod keys;
+pub mod origins;
 pub mod personal_tokens;
 pub mod purge;
 pub mod revocation;
@@ -32,6 +33,8 @@ pub struct Ctx {
     pub hasher: PasswordHasher,
     /// Server-held HMAC key from which each refresh token's successor is derived.
     pub successor_key: Arc<[u8]>,
+    /// Browser origins registered by clients (CORS).
+    pub origins: Arc<origins::OriginCache>,
 }
 
 /// Who is asking, for the audit trail and the session list.

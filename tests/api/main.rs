@@ -6,6 +6,7 @@ mod admin;
 mod bearer;
 mod cli;
 mod client_credentials;
+mod cors;
 mod discovery;
 mod helpers;
 mod introspection;
