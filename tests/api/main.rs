@@ -20,5 +20,6 @@ mod purge;
 mod refresh;
 mod revocation;
 mod schema;
+mod security;
 mod throttle;
 mod token_endpoint;
