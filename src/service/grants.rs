@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::audit::{self, Event};
 use super::clients::ClientInfo;
-use super::revocation::{self, Reason, Scope};
+use super::revocation::{self, Reason};
 use super::scope::{self, ScopeSet, ADMIN};
 use super::throttle;
 use super::{chrono_duration, new_id, Ctx, RequestMeta, Result, ServiceError};
@@ -506,9 +506,9 @@ fn replayed(
             }
         }
     }
-    revocation::revoke_in_tx(
+    let counts = revocation::end_session_in_tx(
         conn,
-        &Scope::Session(session.id.clone()),
+        &session.id,
         Reason::RefreshReuse,
         "refresh_reuse",
         Event {
@@ -519,6 +519,8 @@ fn replayed(
         },
         meta,
     )?;
-    tracing::warn!(session_id = %session.id, client_id = %client.client_id, "refresh token reuse: session revoked");
+    if counts.sessions_revoked > 0 {
+        tracing::warn!(session_id = %session.id, client_id = %client.client_id, "refresh token reuse: session revoked");
+    }
     Ok(Refreshed::Reused)
 }

@@ -85,6 +85,33 @@ pub fn revoke_in_tx(
     Ok(counts)
 }
 
+/// Ends one session in answer to something presented (a reused refresh token, a revoked token),
+/// and records the event only if this call ended it: concurrent requests that lost the race to a
+/// revocation committed meanwhile change nothing and add no duplicate event.
+pub fn end_session_in_tx(
+    conn: &mut Conn,
+    session_id: &str,
+    reason: Reason,
+    kind: &str,
+    subject: Event<'_>,
+    meta: &RequestMeta,
+) -> store::Result<Counts> {
+    let scope = Scope::Session(session_id.to_owned());
+    let counts = store::revocation::revoke(conn, &scope, reason.as_str(), store::now())?;
+    if counts.sessions_revoked > 0 {
+        audit::record(
+            conn,
+            Event {
+                kind,
+                reason: Some(reason.as_str()),
+                ..subject
+            },
+            meta,
+        )?;
+    }
+    Ok(counts)
+}
+
 /// Ends every session in `scope` in its own transaction.
 pub fn revoke(
     conn: &mut Conn,
@@ -157,9 +184,9 @@ pub async fn revoke_presented(
                             client_id: Some(&client_id),
                             ..Default::default()
                         };
-                        revoke_in_tx(
+                        end_session_in_tx(
                             conn,
-                            &Scope::Session(session.id.clone()),
+                            &session.id,
                             reason,
                             "token_revoked",
                             subject,
