@@ -43,6 +43,11 @@ impl Application {
                 .wrap(crate::telemetry::RequestLog)
                 .configure(crate::http::routes)
         })
+        // Limits before work: a client has 5 s to send its request head and 5 s to finish
+        // closing; idle keep-alive connections go after 30 s. Bodies are limited per endpoint.
+        .client_request_timeout(std::time::Duration::from_secs(5))
+        .client_disconnect_timeout(std::time::Duration::from_secs(5))
+        .keep_alive(std::time::Duration::from_secs(30))
         .listen(listener)?
         .shutdown_timeout(30)
         .run();

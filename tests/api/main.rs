@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod bad_requests;
 mod bearer;
 mod cli;
 mod client_credentials;

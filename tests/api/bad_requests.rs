@@ -1,0 +1,205 @@
+//! More than forty bad requests across `/oauth/token`, `/oauth/revoke`, `/oauth/introspect` and the
+//! bearer endpoints: each gets its expected 4xx and error code, none a 5xx, and nothing changes.
+
+use reqwest::{Method, StatusCode};
+
+use crate::helpers::*;
+
+struct Case {
+    name: &'static str,
+    method: Method,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+    status: StatusCode,
+    error: &'static str,
+}
+
+fn case(
+    name: &'static str,
+    method: Method,
+    path: &str,
+    status: StatusCode,
+    error: &'static str,
+) -> Case {
+    Case {
+        name,
+        method,
+        path: path.to_owned(),
+        headers: Vec::new(),
+        body: None,
+        status,
+        error,
+    }
+}
+
+impl Case {
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Case {
+        self.headers.push((name, value.into()));
+        self
+    }
+    fn form(self, body: impl Into<String>) -> Case {
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .raw(body.into().into_bytes())
+    }
+    fn raw(mut self, body: Vec<u8>) -> Case {
+        self.body = Some(body);
+        self
+    }
+}
+
+#[tokio::test]
+async fn forty_bad_requests_each_get_a_clear_4xx_and_change_nothing() {
+    use base64::Engine as _;
+    let app = spawn_app().await;
+    let t = app.login("admin", ADMIN_PASSWORD).await;
+    let (rs, secret) = app.confidential_client(&["read"]).await;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{rs}:{secret}"))
+    );
+    let refresh = t.refresh().to_owned();
+    let cc = tokens(
+        app.token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &rs),
+            ("client_secret", &secret),
+        ])
+        .await,
+    )
+    .await;
+    let (post, get, delete) = (Method::POST, Method::GET, Method::DELETE);
+    let (bad, unauthorized, forbidden) = (
+        StatusCode::BAD_REQUEST,
+        StatusCode::UNAUTHORIZED,
+        StatusCode::FORBIDDEN,
+    );
+    let huge_token = "x".repeat(10_000);
+    let cases = vec![
+        // The token endpoint.
+        case("token: GET", get.clone(), "/oauth/token", StatusCode::METHOD_NOT_ALLOWED, "invalid_request"),
+        case("token: PUT", Method::PUT, "/oauth/token", StatusCode::METHOD_NOT_ALLOWED, "invalid_request"),
+        case("token: no body", post.clone(), "/oauth/token", bad, "invalid_request"),
+        case("token: XML", post.clone(), "/oauth/token", bad, "invalid_request")
+            .header("content-type", "application/xml")
+            .raw(b"<grant_type>password</grant_type>".to_vec()),
+        case("token: multipart", post.clone(), "/oauth/token", bad, "invalid_request")
+            .header("content-type", "multipart/form-data; boundary=x")
+            .raw(b"--x--".to_vec()),
+        case("token: JSON array", post.clone(), "/oauth/token", bad, "invalid_request")
+            .header("content-type", "application/json")
+            .raw(b"[1,2]".to_vec()),
+        case("token: truncated JSON", post.clone(), "/oauth/token", bad, "invalid_request")
+            .header("content-type", "application/json")
+            .raw(br#"{"grant_type":"pass"#.to_vec()),
+        case("token: JSON number", post.clone(), "/oauth/token", bad, "invalid_request")
+            .header("content-type", "application/json")
+            .raw(br#"{"grant_type":"password","client_id":7}"#.to_vec()),
+        case("token: raw broken UTF-8", post.clone(), "/oauth/token", bad, "invalid_request")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .raw(b"grant_type=\xc3\x28".to_vec()),
+        case("token: bad escape", post.clone(), "/oauth/token", bad, "invalid_request").form("grant_type=%E2%82"),
+        case("token: 40 parameters", post.clone(), "/oauth/token", bad, "invalid_request")
+            .form((0..40).map(|i| format!("p{i}=v")).collect::<Vec<_>>().join("&")),
+        case("token: 20 KiB body", post.clone(), "/oauth/token", StatusCode::PAYLOAD_TOO_LARGE, "invalid_request")
+            .form(format!("grant_type=password&pad={}", "a".repeat(20_000))),
+        case("token: repeated grant_type", post.clone(), "/oauth/token", bad, "invalid_request")
+            .form("grant_type=password&grant_type=password&client_id=tokend-cli"),
+        case("token: empty grant_type", post.clone(), "/oauth/token", bad, "invalid_request").form("grant_type=&client_id=tokend-cli"),
+        case("token: grant_type implicit", post.clone(), "/oauth/token", bad, "unsupported_grant_type")
+            .form("grant_type=implicit&client_id=tokend-cli"),
+        case("token: refresh token in the query", post.clone(), &format!("/oauth/token?refresh_token={refresh}"), bad, "invalid_request")
+            .form("grant_type=refresh_token&client_id=tokend-cli"),
+        case("token: Basic with no colon", post.clone(), "/oauth/token", unauthorized, "invalid_client")
+            .header("authorization", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("nocolon")))
+            .form("grant_type=client_credentials"),
+        case("token: Basic, broken UTF-8", post.clone(), "/oauth/token", unauthorized, "invalid_client")
+            .header("authorization", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode([0xff, b':', 0xfe])))
+            .form("grant_type=client_credentials"),
+        case("token: Basic and body secret", post.clone(), "/oauth/token", bad, "invalid_request")
+            .header("authorization", basic.clone())
+            .form(format!("grant_type=client_credentials&client_secret={secret}")),
+        case("token: unknown client", post.clone(), "/oauth/token", unauthorized, "invalid_client").form("grant_type=password&client_id=ghost"),
+        case("token: scope with a quote", post.clone(), "/oauth/token", bad, "invalid_scope")
+            .form(format!("grant_type=password&client_id={CLI}&username=admin&password={ADMIN_PASSWORD}&scope=a%22b")),
+        case("token: access token as refresh token", post.clone(), "/oauth/token", bad, "invalid_grant")
+            .form(format!("grant_type=refresh_token&client_id={CLI}&refresh_token={}", t.access)),
+        case("token: huge refresh token", post.clone(), "/oauth/token", bad, "invalid_grant")
+            .form(format!("grant_type=refresh_token&client_id={CLI}&refresh_token=tokend_rt_{}", "a".repeat(5_000))),
+        case("token: client secret as refresh token", post.clone(), "/oauth/token", bad, "invalid_grant")
+            .form(format!("grant_type=refresh_token&client_id={CLI}&refresh_token={secret}")),
+        // Revocation.
+        case("revoke: GET", get.clone(), "/oauth/revoke", StatusCode::METHOD_NOT_ALLOWED, "invalid_request"),
+        case("revoke: no token", post.clone(), "/oauth/revoke", bad, "invalid_request").form(format!("client_id={CLI}")),
+        case("revoke: no client", post.clone(), "/oauth/revoke", unauthorized, "invalid_client").form("token=x"),
+        case("revoke: token in the query", post.clone(), &format!("/oauth/revoke?token={}", t.access), bad, "invalid_request")
+            .form(format!("client_id={CLI}")),
+        case("revoke: repeated token", post.clone(), "/oauth/revoke", bad, "invalid_request").form(format!("client_id={CLI}&token=a&token=b")),
+        case("revoke: confidential client without secret", post.clone(), "/oauth/revoke", unauthorized, "invalid_client")
+            .form(format!("client_id={rs}&token=x")),
+        case("revoke: another client's token", post.clone(), "/oauth/revoke", bad, "unauthorized_client")
+            .header("authorization", basic.clone())
+            .form(format!("token={refresh}")),
+        // Introspection.
+        case("introspect: GET", get.clone(), "/oauth/introspect", StatusCode::METHOD_NOT_ALLOWED, "invalid_request"),
+        case("introspect: anonymous", post.clone(), "/oauth/introspect", unauthorized, "invalid_client").form("token=x"),
+        case("introspect: public client", post.clone(), "/oauth/introspect", unauthorized, "invalid_client").form(format!("client_id={CLI}&token=x")),
+        case("introspect: no token", post.clone(), "/oauth/introspect", bad, "invalid_request").header("authorization", basic.clone()).form(""),
+        case("introspect: wrong secret", post.clone(), "/oauth/introspect", unauthorized, "invalid_client")
+            .header("authorization", format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{rs}:nope"))))
+            .form("token=x"),
+        // Bearer endpoints.
+        case("me: two Authorization headers", get.clone(), "/api/me", bad, "invalid_request")
+            .header("authorization", format!("Bearer {}", t.access))
+            .header("authorization", format!("Bearer {}", t.access)),
+        case("me: lower-case scheme, no token", get.clone(), "/api/me", bad, "invalid_request").header("authorization", "bearer"),
+        case("me: Digest scheme", get.clone(), "/api/me", bad, "invalid_request").header("authorization", "Digest username=admin"),
+        case("me: token with a comma", get.clone(), "/api/me", bad, "invalid_request").header("authorization", "Bearer a,b"),
+        case("me: huge token", get.clone(), "/api/me", unauthorized, "invalid_token").header("authorization", format!("Bearer {huge_token}")),
+        case("me: refresh token as bearer", get.clone(), "/api/me", unauthorized, "invalid_token").header("authorization", format!("Bearer {refresh}")),
+        case("me: client secret as bearer", get.clone(), "/api/me", unauthorized, "invalid_token").header("authorization", format!("Bearer {secret}")),
+        case("me: JWT with a broken signature", get.clone(), "/api/me", unauthorized, "invalid_token")
+            .header("authorization", format!("Bearer {}x", t.access)),
+        case("sessions: DELETE on the collection", delete.clone(), "/api/sessions", StatusCode::METHOD_NOT_ALLOWED, "invalid_request"),
+        case("tokens: a client token has no account scope", post.clone(), "/api/tokens", forbidden, "insufficient_scope")
+            .header("authorization", format!("Bearer {}", cc.access)),
+        case("admin: SQL in a path", get.clone(), "/admin/users/'%20OR%20'1'='1", unauthorized, "unauthorized"),
+    ];
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+
+    for c in cases {
+        let mut request = app.http.request(c.method.clone(), app.url(&c.path));
+        for (name, value) in &c.headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = c.body.clone() {
+            request = request.body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert!(!status.is_server_error(), "{}: {status} {text}", c.name);
+        assert_eq!(status, c.status, "{}: {text}", c.name);
+        let body: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{}: not JSON: {text}", c.name));
+        assert_eq!(body["error"], c.error, "{}: {body}", c.name);
+    }
+
+    // Nothing changed: the session is live, its refresh token unused, no session was added.
+    assert_eq!(app.me(&t.access).await.status(), StatusCode::OK);
+    let (row, _) = app.refresh_row(&refresh).await;
+    assert!(row.used_at.is_none() && row.revoked_at.is_none());
+    let admin = app
+        .db(|c| tokend::store::users::find_by_username(c, "admin"))
+        .await
+        .expect("admin");
+    let sessions = app
+        .db(move |c| {
+            tokend::store::tokens::list_active_sessions(c, &admin.id, tokend::store::now())
+        })
+        .await;
+    assert_eq!(sessions.len(), 1);
+}
