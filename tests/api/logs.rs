@@ -121,3 +121,63 @@ async fn json_logs_carry_request_ids_and_never_a_secret() {
     }
     assert!(request_lines >= 3, "one line per request: {lines:#?}");
 }
+
+#[tokio::test]
+async fn sigterm_lets_a_request_in_flight_finish() {
+    use std::io::{Read as _, Write as _};
+    let db = TestDb::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TOKEND_DATABASE_URL", &db.url)
+        .env("TOKEND_BIND", "127.0.0.1:0")
+        .env("TOKEND_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("TOKEND_LOG", "info")
+        .env("TOKEND_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tokend");
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut lines = stderr.lines().map_while(Result::ok);
+    let port = lines
+        .find_map(|line| serde_json::from_str::<serde_json::Value>(&line).ok()?["port"].as_u64())
+        .expect("tokend logs its port");
+    let drain = std::thread::spawn(move || lines.count());
+
+    // Half a sign-in request is on the wire when SIGTERM arrives…
+    let body =
+        format!("grant_type=password&client_id={CLI}&username=admin&password={ADMIN_PASSWORD}");
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port as u16)).expect("connect");
+    write!(
+        stream,
+        "POST /oauth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}",
+        body.len()
+    )
+    .expect("write");
+    stream.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    std::thread::sleep(Duration::from_millis(300));
+
+    // …and the rest after it: the request still completes, then the server exits cleanly.
+    stream.write_all(rest.as_bytes()).expect("write the rest");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("refresh_token"));
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    drain.join().expect("drain");
+    // No new connection is accepted once stopping.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port as u16)).is_err());
+}
