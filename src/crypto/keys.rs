@@ -116,20 +116,19 @@ impl KeyEncryptionKey {
                 },
             )
             .map_err(|_| {
-                anyhow::anyhow!(
-                    "TOKEND_KEY_ENCRYPTION_KEY does not decrypt signing key {kid}: wrong key"
-                )
+                anyhow::anyhow!("TOKEND_KEY_ENCRYPTION_KEY does not decrypt key {kid}: wrong key")
             })?;
         String::from_utf8(plain).with_context(|| format!("signing key {kid} decrypts to non-UTF-8"))
     }
 }
 
-/// Turns the stored form of a private key back into PEM, refusing to guess.
+/// Turns the stored form of a secret (a private key, a server secret) back into plain text,
+/// refusing to guess.
 pub fn unseal(kek: Option<&KeyEncryptionKey>, kid: &str, stored: &str) -> anyhow::Result<String> {
     match (stored.strip_prefix(ENCRYPTED_PREFIX), kek) {
         (Some(sealed), Some(kek)) => kek.open(kid, sealed),
         (Some(_), None) => anyhow::bail!(
-            "signing key {kid} is encrypted at rest: set TOKEND_KEY_ENCRYPTION_KEY to the key it was encrypted with"
+            "key {kid} is encrypted at rest: set TOKEND_KEY_ENCRYPTION_KEY to the key it was encrypted with"
         ),
         (None, _) => Ok(stored.to_owned()),
     }

@@ -28,6 +28,8 @@ async fn caller(ctx: &Ctx, req: &HttpRequest) -> Result<(Principal, String), Api
 }
 
 /// `GET /api/me`
+#[utoipa::path(get, path = "/api/me", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = crate::http::openapi::Me), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn me(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let principal = bearer::require(&ctx, &req, ACCOUNT).await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -41,6 +43,8 @@ pub async fn me(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, A
 }
 
 /// `GET /api/sessions`
+#[utoipa::path(get, path = "/api/sessions", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = crate::http::openapi::SessionList), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn sessions(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (principal, user_id) = caller(&ctx, &req).await?;
     let list = users::sessions(&ctx, user_id, Some(principal.session_id)).await?;
@@ -48,6 +52,8 @@ pub async fn sessions(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpRespo
 }
 
 /// `DELETE /api/sessions/{id}`
+#[utoipa::path(delete, path = "/api/sessions/{id}", tag = "account", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204, description = "that device is logged out"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn end_session(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -66,6 +72,8 @@ pub async fn end_session(
 }
 
 /// `POST /api/logout`
+#[utoipa::path(post, path = "/api/logout", tag = "account", security(("bearer" = [])),
+    responses((status = 204, description = "the current session ended"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn logout(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (principal, user_id) = caller(&ctx, &req).await?;
     sessions::end(
@@ -79,7 +87,7 @@ pub async fn logout(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpRespons
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutAll {
     #[serde(default)]
@@ -87,6 +95,8 @@ pub struct LogoutAll {
 }
 
 /// `POST /api/logout-all`
+#[utoipa::path(post, path = "/api/logout-all", tag = "account", security(("bearer" = [])), request_body(content = Option<LogoutAll>),
+    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn logout_all(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -111,7 +121,7 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     current_password: String,
@@ -121,6 +131,8 @@ pub struct ChangePassword {
 }
 
 /// `POST /api/password`
+#[utoipa::path(post, path = "/api/password", tag = "account", security(("bearer" = [])), request_body(content = ChangePassword),
+    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn change_password(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -141,7 +153,7 @@ pub async fn change_password(
     Ok(HttpResponse::Ok().json(counts))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     name: String,
@@ -151,6 +163,8 @@ pub struct NewToken {
 }
 
 /// `POST /api/tokens`
+#[utoipa::path(post, path = "/api/tokens", tag = "account", security(("bearer" = [])), request_body(content = NewToken),
+    responses((status = 201, body = crate::service::personal_tokens::CreatedToken), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn create_token(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -184,6 +198,8 @@ fn scope_as_request_error(err: crate::service::ServiceError) -> ApiError {
 }
 
 /// `GET /api/tokens`
+#[utoipa::path(get, path = "/api/tokens", tag = "account", security(("bearer" = [])),
+    responses((status = 200, body = crate::http::openapi::TokenList), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn list_tokens(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, user_id) = caller(&ctx, &req).await?;
     let tokens = personal_tokens::list(&ctx, user_id).await?;
@@ -191,6 +207,8 @@ pub async fn list_tokens(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpRe
 }
 
 /// `DELETE /api/tokens/{id}`
+#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "account", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204, description = "revoked"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn delete_token(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -201,13 +219,16 @@ pub async fn delete_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ByName {
     name: Option<String>,
 }
 
 /// `DELETE /api/tokens?name=NAME`
+#[utoipa::path(delete, path = "/api/tokens", tag = "account", security(("bearer" = [])), params(ByName),
+    responses((status = 200, body = crate::http::openapi::Revoked), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn delete_tokens_named(
     ctx: web::Data<Ctx>,
     req: HttpRequest,

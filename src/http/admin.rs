@@ -27,7 +27,7 @@ async fn admin(ctx: &Ctx, req: &HttpRequest) -> Result<String, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     username: String,
@@ -37,6 +37,8 @@ pub struct NewUser {
 }
 
 /// `POST /admin/users`
+#[utoipa::path(post, path = "/admin/users", tag = "admin", security(("bearer" = [])), request_body(content = NewUser),
+    responses((status = 201, body = crate::http::openapi::CreatedUser), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 409, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn create_user(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -58,12 +60,16 @@ pub async fn create_user(
 }
 
 /// `GET /admin/users`
+#[utoipa::path(get, path = "/admin/users", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = crate::http::openapi::UserList), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn list_users(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     admin(&ctx, &req).await?;
     Ok(HttpResponse::Ok().json(json!({ "users": users::list(&ctx).await? })))
 }
 
 /// `GET /admin/users/{id}`
+#[utoipa::path(get, path = "/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = crate::service::users::UserView), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn get_user(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -77,7 +83,7 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
     new_password: String,
@@ -87,6 +93,9 @@ pub struct SetPassword {
 
 /// `POST /admin/users/{id}/password`: the seed case, "change the password and log the user out
 /// of every device".
+#[utoipa::path(post, path = "/admin/users/{id}/password", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    request_body(content = SetPassword),
+    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn set_password(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -109,6 +118,8 @@ pub async fn set_password(
 }
 
 /// `POST /admin/users/{id}/logout-all`
+#[utoipa::path(post, path = "/admin/users/{id}/logout-all", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn logout_all(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -130,6 +141,8 @@ pub async fn logout_all(
 }
 
 /// `POST /admin/users/{id}/disable`
+#[utoipa::path(post, path = "/admin/users/{id}/disable", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204, description = "disabled; everything the user held is revoked"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn disable(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -141,6 +154,8 @@ pub async fn disable(
 }
 
 /// `POST /admin/users/{id}/enable`
+#[utoipa::path(post, path = "/admin/users/{id}/enable", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204, description = "enabled"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn enable(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -152,6 +167,8 @@ pub async fn enable(
 }
 
 /// `GET /admin/users/{id}/sessions`
+#[utoipa::path(get, path = "/admin/users/{id}/sessions", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = crate::http::openapi::SessionList), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn user_sessions(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -164,6 +181,8 @@ pub async fn user_sessions(
 }
 
 /// `DELETE /admin/sessions/{id}`
+#[utoipa::path(delete, path = "/admin/sessions/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204, description = "ended"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn end_session(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -183,7 +202,7 @@ pub async fn end_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClientBody {
     name: String,
@@ -201,6 +220,8 @@ pub struct NewClientBody {
 }
 
 /// `POST /admin/clients`
+#[utoipa::path(post, path = "/admin/clients", tag = "admin", security(("bearer" = [])), request_body(content = NewClientBody),
+    responses((status = 201, body = crate::service::clients::ClientInfo, description = "the client, with client_secret for a confidential one"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn create_client(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -231,12 +252,16 @@ pub async fn create_client(
 }
 
 /// `GET /admin/clients`
+#[utoipa::path(get, path = "/admin/clients", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = crate::http::openapi::ClientList), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn list_clients(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     admin(&ctx, &req).await?;
     Ok(HttpResponse::Ok().json(json!({ "clients": clients::list(&ctx).await? })))
 }
 
 /// `DELETE /admin/clients/{id}`: revokes every session of the client; answers the counts.
+#[utoipa::path(delete, path = "/admin/clients/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn delete_client(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -252,7 +277,8 @@ pub async fn delete_client(
     Ok(HttpResponse::Ok().json(counts))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     user_id: Option<String>,
@@ -262,6 +288,8 @@ pub struct AuditQuery {
 }
 
 /// `GET /admin/audit?user_id=&kind=&session_id=&limit=`, newest first.
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
+    responses((status = 200, body = crate::http::openapi::EventList), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn audit(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     admin(&ctx, &req).await?;
     let q: AuditQuery = json::query(&req)?;
@@ -283,13 +311,15 @@ pub async fn audit(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse
 }
 
 /// `POST /admin/keys/rotate`
+#[utoipa::path(post, path = "/admin/keys/rotate", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = crate::http::openapi::RotatedKey), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn rotate_keys(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let actor = admin(&ctx, &req).await?;
     let kid = keys::rotate(&ctx, Some(actor), meta(&req)).await?;
     Ok(HttpResponse::Ok().json(json!({ "kid": kid, "alg": ctx.config.signing_alg.as_str() })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeBody {
     #[serde(default)]
@@ -297,6 +327,8 @@ pub struct PurgeBody {
 }
 
 /// `POST /admin/purge` (`{"dry_run": true}` counts only).
+#[utoipa::path(post, path = "/admin/purge", tag = "admin", security(("bearer" = [])), request_body(content = Option<PurgeBody>),
+    responses((status = 200, body = crate::service::purge::Report), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn purge(
     ctx: web::Data<Ctx>,
     req: HttpRequest,

@@ -12,12 +12,6 @@ use super::params::Params;
 use crate::service::clients::{self, ClientCredentials, ClientInfo};
 use crate::service::Ctx;
 
-/// The credentials a request carries, and whether they came by Basic (for the 401 challenge).
-pub struct Presented {
-    pub credentials: Option<ClientCredentials>,
-    pub basic: bool,
-}
-
 fn form_decode(value: &str) -> Option<String> {
     let plus_as_space = value.replace('+', " ");
     percent_encoding::percent_decode_str(&plus_as_space)
@@ -27,7 +21,7 @@ fn form_decode(value: &str) -> Option<String> {
 }
 
 fn parse_basic(value: &str) -> Result<(String, String), ApiError> {
-    let bad = || ApiError::invalid_client("the Basic Authorization header is malformed", true);
+    let bad = || ApiError::invalid_client("the Basic Authorization header is malformed");
     let (scheme, rest) = value.trim().split_once(' ').ok_or_else(bad)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(ApiError::invalid_request(
@@ -44,7 +38,10 @@ fn parse_basic(value: &str) -> Result<(String, String), ApiError> {
 }
 
 /// Reads the client credentials a request presents, refusing ambiguous combinations.
-pub fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, ApiError> {
+pub fn presented(
+    req: &HttpRequest,
+    params: &Params,
+) -> Result<Option<ClientCredentials>, ApiError> {
     let mut headers = req.headers().get_all(header::AUTHORIZATION);
     let first = headers.next();
     if headers.next().is_some() {
@@ -55,7 +52,7 @@ pub fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, ApiErr
     match first {
         Some(value) => {
             let value = value.to_str().map_err(|_| {
-                ApiError::invalid_client("the Basic Authorization header is malformed", true)
+                ApiError::invalid_client("the Basic Authorization header is malformed")
             })?;
             let (id, secret) = parse_basic(value)?;
             if params.get("client_secret").is_some() {
@@ -68,29 +65,20 @@ pub fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, ApiErr
                     "client_id in the body differs from the Basic credentials",
                 ));
             }
-            Ok(Presented {
-                credentials: Some(ClientCredentials {
-                    client_id: id,
-                    secret: Some(secret),
-                }),
-                basic: true,
-            })
+            Ok(Some(ClientCredentials {
+                client_id: id,
+                secret: Some(secret),
+            }))
         }
         None => match params.get("client_id") {
-            Some(id) => Ok(Presented {
-                credentials: Some(ClientCredentials {
-                    client_id: id.to_owned(),
-                    secret: params.get("client_secret").map(str::to_owned),
-                }),
-                basic: false,
-            }),
+            Some(id) => Ok(Some(ClientCredentials {
+                client_id: id.to_owned(),
+                secret: params.get("client_secret").map(str::to_owned),
+            })),
             None if params.get("client_secret").is_some() => Err(ApiError::invalid_request(
                 "client_secret was sent without client_id",
             )),
-            None => Ok(Presented {
-                credentials: None,
-                basic: false,
-            }),
+            None => Ok(None),
         },
     }
 }
@@ -101,14 +89,13 @@ pub async fn authenticate(
     req: &HttpRequest,
     params: &Params,
 ) -> Result<ClientInfo, ApiError> {
-    let Presented { credentials, basic } = presented(req, params)?;
+    let credentials = presented(req, params)?;
     let credentials = credentials.ok_or_else(|| {
         ApiError::invalid_client(
             "client authentication is required (Basic, or client_id in the body)",
-            false,
         )
     })?;
     clients::authenticate(ctx, credentials)
         .await
-        .map_err(|e| ApiError::oauth(e, basic))
+        .map_err(ApiError::oauth)
 }

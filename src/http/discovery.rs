@@ -6,6 +6,8 @@ use serde_json::json;
 
 use crate::service::Ctx;
 
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
+    responses((status = 200, description = "RFC 8414 metadata", body = Object)))]
 pub async fn metadata(ctx: web::Data<Ctx>) -> HttpResponse {
     let issuer = &ctx.config.issuer;
     HttpResponse::Ok()
@@ -28,6 +30,8 @@ pub async fn metadata(ctx: web::Data<Ctx>) -> HttpResponse {
         }))
 }
 
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
+    responses((status = 200, description = "RFC 7517 key set", body = Object)))]
 pub async fn jwks(ctx: web::Data<Ctx>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=60"))

@@ -23,7 +23,6 @@ pub enum ApiError {
         status: StatusCode,
         error: &'static str,
         description: String,
-        basic_challenge: bool,
     },
     /// Bearer-protected endpoints. `error: None` is "no credentials" (no error code in the challenge).
     Bearer {
@@ -73,16 +72,14 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             error: "invalid_request",
             description: description.into(),
-            basic_challenge: false,
         }
     }
 
-    pub fn invalid_client(description: impl Into<String>, basic_challenge: bool) -> ApiError {
+    pub fn invalid_client(description: impl Into<String>) -> ApiError {
         ApiError::OAuth {
             status: StatusCode::UNAUTHORIZED,
             error: "invalid_client",
             description: description.into(),
-            basic_challenge,
         }
     }
 
@@ -99,10 +96,10 @@ impl ApiError {
     }
 
     /// Maps a service error at the token, revocation and introspection endpoints.
-    pub fn oauth(err: ServiceError, basic_tried: bool) -> ApiError {
+    pub fn oauth(err: ServiceError) -> ApiError {
         let (status, error, description) = match err {
             ServiceError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),
-            ServiceError::InvalidClient(d) => return ApiError::invalid_client(d, basic_tried),
+            ServiceError::InvalidClient(d) => return ApiError::invalid_client(d),
             ServiceError::InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", d),
             ServiceError::UnauthorizedClient(d) => {
                 (StatusCode::BAD_REQUEST, "unauthorized_client", d)
@@ -117,7 +114,6 @@ impl ApiError {
             status,
             error,
             description,
-            basic_challenge: false,
         }
     }
 
@@ -179,11 +175,11 @@ impl From<ServiceError> for ApiError {
                 description: d,
                 scope: None,
             },
-            ServiceError::InvalidClient(d) => ApiError::invalid_client(d, false),
+            ServiceError::InvalidClient(d) => ApiError::invalid_client(d),
             e @ (ServiceError::InvalidGrant(_)
             | ServiceError::UnauthorizedClient(_)
             | ServiceError::UnsupportedGrantType(_)
-            | ServiceError::InvalidScope(_)) => ApiError::oauth(e, false),
+            | ServiceError::InvalidScope(_)) => ApiError::oauth(e),
             ServiceError::Throttled(seconds) => ApiError::Throttled {
                 retry_after: seconds,
             },
@@ -228,10 +224,10 @@ impl ResponseError for ApiError {
             ApiError::OAuth {
                 error,
                 description,
-                basic_challenge,
-                ..
+                status,
             } => {
-                if *basic_challenge {
+                // RFC 6749 §5.2: a 401 (invalid_client) always says how to authenticate.
+                if *status == StatusCode::UNAUTHORIZED {
                     response.insert_header((
                         header::WWW_AUTHENTICATE,
                         HeaderValue::from_static("Basic realm=\"tokend\""),

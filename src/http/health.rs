@@ -6,10 +6,12 @@ use serde_json::json;
 use super::error::ApiError;
 use crate::service::Ctx;
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process answers")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "the database answers"), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn readyz(ctx: web::Data<Ctx>) -> Result<HttpResponse, ApiError> {
     let pool = ctx.pool.clone();
     let ok = tokio::task::spawn_blocking(move || pool.ping())

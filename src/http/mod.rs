@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod oauth;
+pub mod openapi;
 pub mod params;
 
 use actix_web::http::{header, StatusCode};
@@ -71,7 +72,6 @@ pub fn check_origin(
             } else {
                 Err(ApiError::invalid_client(
                     "this client does not accept requests from that browser origin",
-                    false,
                 ))
             }
         }
@@ -197,6 +197,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(get("/admin/audit", admin::audit))
     .service(post("/admin/keys/rotate", admin::rotate_keys))
     .service(post("/admin/purge", admin::purge))
+    .service(get("/openapi.json", openapi::openapi_json))
     .service(
         web::resource("/healthz")
             .route(web::get().to(health::healthz))

@@ -20,11 +20,14 @@ fn requested_scope(params: &params::Params) -> Result<Option<ScopeSet>, ApiError
         .get("scope")
         .map(|s| {
             ScopeSet::parse(s)
-                .map_err(|e| ApiError::oauth(crate::service::ServiceError::InvalidScope(e), false))
+                .map_err(|e| ApiError::oauth(crate::service::ServiceError::InvalidScope(e)))
         })
         .transpose()
 }
 
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+    request_body(content = crate::http::openapi::TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = crate::service::grants::TokenResponse), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 413, body = crate::http::openapi::ErrorBody), (status = 429, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn token(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -34,7 +37,6 @@ pub async fn token(
     let grant_type = params.require("grant_type")?.to_owned();
     let client = client_auth::authenticate(&ctx, &req, &params).await?;
     super::check_origin(&req, &client)?;
-    let basic = req.headers().contains_key(header::AUTHORIZATION);
     let meta = meta(&req);
     let response = match grant_type.as_str() {
         "password" => {
@@ -61,10 +63,13 @@ pub async fn token(
             other.chars().take(64).collect::<String>()
         ))),
     }
-    .map_err(|e| ApiError::oauth(e, basic))?;
+    .map_err(ApiError::oauth)?;
     Ok(no_store(HttpResponse::Ok().json(response)))
 }
 
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+    request_body(content = crate::http::openapi::TokenParam, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "revoked, or nothing to revoke"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 413, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn revoke(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -77,10 +82,13 @@ pub async fn revoke(
     // The hint is only an optimisation; the token's shape says what it is (RFC 7009 §2.1).
     revocation::revoke_presented(&ctx, &client, token, &meta(&req))
         .await
-        .map_err(|e| ApiError::oauth(e, false))?;
+        .map_err(ApiError::oauth)?;
     Ok(no_store(HttpResponse::Ok().finish()))
 }
 
+#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth", security(("client_basic" = [])),
+    request_body(content = crate::http::openapi::TokenParam, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = crate::service::introspection::Introspection), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 413, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn introspect(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -91,12 +99,11 @@ pub async fn introspect(
     if client.public {
         return Err(ApiError::invalid_client(
             "introspection is for confidential clients",
-            false,
         ));
     }
     let token = params.require("token")?;
     let answer = introspection::introspect(&ctx, token)
         .await
-        .map_err(|e| ApiError::oauth(e, false))?;
+        .map_err(ApiError::oauth)?;
     Ok(no_store(HttpResponse::Ok().json(answer)))
 }

@@ -32,7 +32,7 @@ pub fn record(conn: &mut Conn, event: Event<'_>, meta: &RequestMeta) -> store::R
 }
 
 /// An audit event as the admin API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub id: String,
     pub at: chrono::DateTime<chrono::Utc>,

@@ -54,16 +54,26 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
         tracing::info!(migrations = ?applied, "applied database migrations");
     }
     let mut conn = pool.get().context("connecting to the database")?;
-    let successor_key = conn
+    // The key refresh-token successors are derived with. Sealed like the signing keys when a
+    // key-encryption key is configured: with it, a database backup and an old refresh token would
+    // give the current one.
+    let kek = config.key_encryption_key.as_ref();
+    let fresh = b64url(&random_bytes::<32>());
+    let initial = match kek {
+        Some(kek) => kek.seal(SUCCESSOR_KEY, &fresh)?,
+        None => fresh,
+    };
+    let stored = conn
         .write(|conn| {
-            store::keys::secret_get_or_insert(
-                conn,
-                SUCCESSOR_KEY,
-                &b64url(&random_bytes::<32>()),
-                store::now(),
-            )
+            store::keys::secret_get_or_insert(conn, SUCCESSOR_KEY, &initial, store::now())
         })
         .context("loading the server secrets")?;
+    let successor_key = crate::crypto::keys::unseal(kek, SUCCESSOR_KEY, &stored)?;
+    if let (Some(kek), false) = (kek, stored.starts_with("enc:")) {
+        let sealed = kek.seal(SUCCESSOR_KEY, &successor_key)?;
+        conn.write(|conn| store::keys::secret_set(conn, SUCCESSOR_KEY, &sealed))
+            .context("sealing the server secrets")?;
+    }
     let keys = KeyManager::new(config.key_encryption_key.clone(), config.access_token_ttl);
     if purpose == Purpose::Serve {
         keys.ensure_active(&mut conn, config.signing_alg)

@@ -19,7 +19,7 @@ pub const GRANT_TYPES: &[&str] = &[
 ];
 
 /// A registered client, with its lists parsed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientInfo {
     pub client_id: String,
     pub name: String,

@@ -23,7 +23,7 @@ use crate::store::{self, Conn};
 pub const MAX_PASSWORD_LEN: usize = 1024;
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,

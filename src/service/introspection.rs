@@ -6,14 +6,14 @@ use super::{Ctx, Result, ServiceError};
 use crate::crypto::token::{OpaqueToken, TokenKind};
 use crate::store;
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Introspection {
     pub active: bool,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub details: Option<Details>,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Details {
     pub scope: String,
     pub client_id: String,

@@ -25,7 +25,7 @@ fn never() -> NaiveDateTime {
 }
 
 /// A personal access token as listed (never its value).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub name: String,
@@ -51,7 +51,7 @@ impl TokenView {
 }
 
 /// A new token: the only time its value is shown.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     pub id: String,
     pub name: String,

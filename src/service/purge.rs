@@ -18,7 +18,7 @@ const PAUSE: Duration = Duration::from_millis(1);
 /// Access tokens are kept this long past their expiry (clock skew between nodes).
 const ACCESS_TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub dry_run: bool,
     pub deleted: Counts,

@@ -38,7 +38,7 @@ pub fn check_username(username: &str) -> Result<()> {
 }
 
 /// A user as the APIs show it (never the hash).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub username: String,
@@ -221,7 +221,7 @@ pub async fn logout_all(
 }
 
 /// A session as the APIs and the CLI show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: String,
     pub kind: String,
@@ -317,6 +317,7 @@ pub async fn set_disabled(
                         conn,
                         Event {
                             kind: "user_enabled",
+                            reason: Some("enabled"),
                             ..subject
                         },
                         &meta,

@@ -81,3 +81,10 @@ pub fn secret_insert_if_absent(
         .execute(c))?;
     Ok(inserted == 1)
 }
+
+pub fn secret_set(conn: &mut Conn, name: &str, value: &str) -> Result<()> {
+    db!(conn, c => diesel::update(server_secrets::table.find(name))
+        .set(server_secrets::value.eq(value))
+        .execute(c))?;
+    Ok(())
+}

@@ -14,7 +14,8 @@ use super::{Conn, Result};
 use crate::db;
 
 /// Rows deleted (or, in a dry run, that would be).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = PurgeCounts)]
 pub struct Counts {
     pub sessions: u64,
     pub access_tokens: u64,

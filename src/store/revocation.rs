@@ -27,7 +27,8 @@ pub enum Scope {
 
 /// How many rows a revocation changed: only rows that were live (not revoked, not expired, and for
 /// refresh tokens not already rotated) count.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = RevocationCounts)]
 pub struct Counts {
     pub sessions_revoked: u64,
     pub access_tokens_revoked: u64,

@@ -14,6 +14,7 @@ mod introspection;
 mod jwt_attacks;
 mod logs;
 mod nodes;
+mod openapi;
 mod outage;
 mod password_grant;
 mod personal_tokens;

@@ -478,6 +478,27 @@ async fn sec_15_token_errors_are_json_400_and_invalid_client_is_401_with_a_chall
         .expect("ascii")
         .starts_with("Basic"));
     assert_error(basic, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    // Every invalid_client says how to authenticate, whatever was (not) tried.
+    for form in [
+        vec![("grant_type", "client_credentials")],
+        vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", id.as_str()),
+        ],
+    ] {
+        let r = app
+            .http
+            .post(app.url("/oauth/token"))
+            .form(&form)
+            .send()
+            .await
+            .expect("request");
+        assert!(r.headers()["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("Basic"));
+        assert_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,189 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the response types
+//! (`GET /openapi.json`, committed at `docs/openapi.json`; a test fails when the two drift).
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// Every error body: `{"error": CODE, "error_description": SENTENCE}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    error: String,
+    error_description: String,
+}
+
+/// `POST /oauth/token` parameters (form or JSON). Which are required depends on `grant_type`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenRequest {
+    /// `password`, `refresh_token` or `client_credentials`
+    grant_type: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    refresh_token: Option<String>,
+    /// Space-separated; narrows what the client and user may hold
+    scope: Option<String>,
+    device_name: Option<String>,
+}
+
+/// `POST /oauth/revoke` and `POST /oauth/introspect` parameters.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenParam {
+    token: String,
+    /// `access_token` or `refresh_token`; a hint only
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// `GET /api/me`
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Me {
+    id: Option<String>,
+    username: Option<String>,
+    is_admin: bool,
+    session_id: String,
+    client_id: String,
+    scopes: Vec<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SessionList {
+    sessions: Vec<crate::service::users::SessionView>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenList {
+    tokens: Vec<crate::service::personal_tokens::TokenView>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UserList {
+    users: Vec<crate::service::users::UserView>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ClientList {
+    clients: Vec<crate::service::clients::ClientInfo>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventList {
+    events: Vec<crate::service::audit::EventView>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Revoked {
+    revoked: u64,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreatedUser {
+    id: String,
+    username: String,
+    is_admin: bool,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RotatedKey {
+    kid: String,
+    alg: String,
+}
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or tokend_pat_…")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "client_basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tokend", description = "OAuth 2 token service: JWT access tokens, rotating refresh tokens, revocation that sticks."),
+    paths(
+        super::oauth::token,
+        super::oauth::revoke,
+        super::oauth::introspect,
+        super::discovery::metadata,
+        super::discovery::jwks,
+        super::account::me,
+        super::account::sessions,
+        super::account::end_session,
+        super::account::logout,
+        super::account::logout_all,
+        super::account::change_password,
+        super::account::create_token,
+        super::account::list_tokens,
+        super::account::delete_token,
+        super::account::delete_tokens_named,
+        super::admin::create_user,
+        super::admin::list_users,
+        super::admin::get_user,
+        super::admin::set_password,
+        super::admin::logout_all,
+        super::admin::disable,
+        super::admin::enable,
+        super::admin::user_sessions,
+        super::admin::end_session,
+        super::admin::create_client,
+        super::admin::list_clients,
+        super::admin::delete_client,
+        super::admin::audit,
+        super::admin::rotate_keys,
+        super::admin::purge,
+        super::health::healthz,
+        super::health::readyz,
+        openapi_json,
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "oauth", description = "RFC 6749, 7009, 7662"),
+        (name = "discovery", description = "RFC 8414, 7517"),
+        (name = "account", description = "a signed-in user's own sessions, password and personal tokens"),
+        (name = "admin", description = "users, clients, audit, keys, purge: admin users with the admin scope"),
+        (name = "operations", description = "health and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as pretty JSON (what `docs/openapi.json` holds).
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// `GET /openapi.json`
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "this document")))]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}
