@@ -125,6 +125,7 @@ fn default_true() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     current_password: String,
+    #[schema(min_length = 8, max_length = 1024)]
     new_password: String,
     #[serde(default = "default_true")]
     logout_other_sessions: bool,
@@ -156,9 +157,13 @@ pub async fn change_password(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    #[schema(min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f]+$")]
     name: String,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::http::openapi::ScopeToken>)]
     scopes: Vec<String>,
+    /// Seconds, 60 to ten years; none: no expiry
+    #[schema(minimum = 60, maximum = 316224000)]
     expires_in: Option<i64>,
 }
 
@@ -187,11 +192,13 @@ pub async fn create_token(
         .json(created))
 }
 
-/// Outside the OAuth endpoints a refused scope is a bad request, answered as JSON.
+/// Asking a personal token for a scope the calling token does not hold is a question of
+/// authority, not of syntax: 403 `insufficient_scope`, as JSON (the calling token itself is fine
+/// for this endpoint, so no bearer challenge).
 fn scope_as_request_error(err: crate::service::ServiceError) -> ApiError {
     match err {
         crate::service::ServiceError::InvalidScope(d) => {
-            ApiError::plain(StatusCode::BAD_REQUEST, "invalid_scope", d)
+            ApiError::plain(StatusCode::FORBIDDEN, "insufficient_scope", d)
         }
         other => other.into(),
     }
@@ -223,6 +230,7 @@ pub async fn delete_token(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ByName {
+    #[param(required = true, min_length = 1, max_length = 100)]
     name: Option<String>,
 }
 

@@ -30,7 +30,9 @@ async fn admin(ctx: &Ctx, req: &HttpRequest) -> Result<String, ApiError> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]+$")]
     username: String,
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
     #[serde(default)]
     admin: bool,
@@ -86,6 +88,7 @@ fn default_true() -> bool {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
+    #[schema(min_length = 8, max_length = 1024)]
     new_password: String,
     #[serde(default = "default_true")]
     logout_all: bool,
@@ -205,17 +208,23 @@ pub async fn end_session(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClientBody {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: String,
     #[serde(default)]
     public: bool,
+    #[schema(min_items = 1, inline, value_type = Vec<crate::http::openapi::GrantType>)]
     grant_types: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::http::openapi::RedirectUri>)]
     redirect_uris: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::http::openapi::ScopeToken>)]
     scopes: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::http::openapi::Origin>)]
     allowed_origins: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::http::openapi::Audience>)]
     audiences: Vec<String>,
 }
 
@@ -284,6 +293,8 @@ pub struct AuditQuery {
     user_id: Option<String>,
     kind: Option<String>,
     session_id: Option<String>,
+    /// 1 to 1000, default 100
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

@@ -19,7 +19,9 @@ pub async fn read<T: DeserializeOwned>(
     empty: Option<T>,
 ) -> Result<T, ApiError> {
     let body = read_body(payload, MAX_BODY).await?;
-    if body.iter().all(u8::is_ascii_whitespace) {
+    // An empty body, or a literal `null`, is "no options" where options are optional.
+    if body.iter().all(u8::is_ascii_whitespace) || (empty.is_some() && body.trim_ascii() == b"null")
+    {
         return empty.ok_or_else(|| invalid("this request needs a JSON body"));
     }
     let is_json = req

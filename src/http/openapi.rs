@@ -13,11 +13,47 @@ pub struct ErrorBody {
     error_description: String,
 }
 
+/// A grant type a client may be registered for.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "snake_case")]
+pub enum GrantType {
+    Password,
+    RefreshToken,
+    ClientCredentials,
+    AuthorizationCode,
+}
+
+/// One scope token (RFC 6749 §3.3).
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^[\\x21\\x23-\\x5b\\x5d-\\x7e]{1,128}$")]
+#[allow(dead_code)]
+pub struct ScopeToken(String);
+
+/// An absolute redirect URI without a fragment.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^[A-Za-z][A-Za-z0-9+.-]*://[^\\s#]{1,1990}$")]
+#[allow(dead_code)]
+pub struct RedirectUri(String);
+
+/// A browser origin: `http(s)://host[:port]`, nothing after it.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^https?://[^/?#\\s]{1,1990}$")]
+#[allow(dead_code)]
+pub struct Origin(String);
+
+/// An audience a client's access tokens carry.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^\\S{1,2000}$")]
+#[allow(dead_code)]
+pub struct Audience(String);
+
 /// `POST /oauth/token` parameters (form or JSON). Which are required depends on `grant_type`.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct TokenRequest {
     /// `password`, `refresh_token` or `client_credentials`
+    #[schema(pattern = "^(password|refresh_token|client_credentials)$")]
     grant_type: String,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -33,6 +69,7 @@ pub struct TokenRequest {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct TokenParam {
+    #[schema(min_length = 1)]
     token: String,
     /// `access_token` or `refresh_token`; a hint only
     token_type_hint: Option<String>,

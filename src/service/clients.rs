@@ -195,7 +195,7 @@ pub fn create(conn: &mut Conn, new: NewClient) -> Result<CreatedClient> {
             "redirect_uris: the authorization_code grant needs at least one".to_owned(),
         ));
     }
-    let scopes = ScopeSet::parse(&new.scopes.join(" "))
+    let scopes = ScopeSet::from_list(&new.scopes)
         .map_err(|e| ServiceError::InvalidRequest(format!("scopes: {e}")))?;
     check_list("allowed_origins", &new.allowed_origins, is_origin)?;
     check_list("audiences", &new.audiences, |_| true)?;

@@ -95,13 +95,8 @@ pub async fn create(
         .clone()
         .ok_or_else(|| ServiceError::Forbidden("only users hold personal tokens".into()))?;
     check_name(&name)?;
-    let requested = ScopeSet::parse(&scopes.join(" "))
+    let requested = ScopeSet::from_list(&scopes)
         .map_err(|e| ServiceError::InvalidRequest(format!("scopes: {e}")))?;
-    if scopes.iter().any(|s| s.contains(' ')) {
-        return Err(ServiceError::InvalidRequest(
-            "scopes: one scope per array element".into(),
-        ));
-    }
     // No escalation: a personal token holds at most what the token that creates it holds (which
     // already excludes `admin` for users who are not admins).
     let held = ScopeSet::from_names(caller.scopes.0.iter().cloned());

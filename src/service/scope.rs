@@ -28,6 +28,20 @@ impl ScopeSet {
         Ok(ScopeSet(set))
     }
 
+    /// Parses a JSON list of scopes: each element exactly one scope token (an empty element, or
+    /// one with a space in it, is refused rather than silently dropped or split).
+    pub fn from_list(items: &[String]) -> Result<ScopeSet, String> {
+        let mut set = BTreeSet::new();
+        for item in items {
+            let parsed = ScopeSet::parse(item)?;
+            if parsed.0.len() != 1 || item.contains(' ') {
+                return Err(format!("{item:?} is not one scope"));
+            }
+            set.extend(parsed.0);
+        }
+        Ok(ScopeSet(set))
+    }
+
     /// Parses a list that tokend itself stored (already valid).
     pub fn from_stored(value: &str) -> ScopeSet {
         ScopeSet(
@@ -114,6 +128,20 @@ mod tests {
         assert_eq!(ScopeSet::parse("b a  a").expect("valid").to_string(), "a b");
         for bad in ["a\"b", "a\\b", "é", "a\tb"] {
             assert!(ScopeSet::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn from_list_takes_exactly_one_scope_per_element() {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            ScopeSet::from_list(&list(&["b", "a", "a"]))
+                .expect("valid")
+                .to_string(),
+            "a b"
+        );
+        for bad in [&[""][..], &["a b"], &[" a"], &["a\"b"]] {
+            assert!(ScopeSet::from_list(&list(bad)).is_err(), "{bad:?}");
         }
     }
 

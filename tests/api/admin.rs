@@ -435,6 +435,10 @@ async fn clients_are_registered_listed_and_deleted_with_their_sessions() {
             "empty name",
         ),
         (
+            json!({"name": "bad", "grant_types": ["password"], "scopes": [""]}),
+            "an empty scope",
+        ),
+        (
             json!({"name": "bad", "grant_types": ["password"], "owner": "me"}),
             "unknown field",
         ),
