@@ -28,9 +28,15 @@ pub fn token(req: &HttpRequest) -> Result<&str, ApiError> {
             "more than one Authorization header",
         ));
     }
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::malformed_bearer("the Authorization header is not readable"))?;
+    parse(value.as_bytes())
+}
+
+/// The token of one `Authorization` header value (`Bearer <b64token>`); pure, for the fuzzer too.
+pub fn parse(value: &[u8]) -> Result<&str, ApiError> {
+    let value = std::str::from_utf8(value)
+        .ok()
+        .filter(|v| v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)))
+        .ok_or_else(|| ApiError::malformed_bearer("the Authorization header is not readable"))?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::malformed_bearer(

@@ -20,7 +20,9 @@ fn form_decode(value: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-fn parse_basic(value: &str) -> Result<(String, String), ApiError> {
+/// `(client_id, client_secret)` of a Basic `Authorization` value (RFC 6749 §2.3.1); pure, for the
+/// fuzzer too.
+pub fn parse_basic(value: &str) -> Result<(String, String), ApiError> {
     let bad = || ApiError::invalid_client("the Basic Authorization header is malformed");
     let (scheme, rest) = value.trim().split_once(' ').ok_or_else(bad)?;
     if !scheme.eq_ignore_ascii_case("basic") {

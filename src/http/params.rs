@@ -44,7 +44,8 @@ impl Params {
             .ok_or_else(|| ApiError::invalid_request(format!("the {name} parameter is missing")))
     }
 
-    fn from_pairs(pairs: Vec<(String, String)>) -> Result<Params, ApiError> {
+    /// Refuses repeated parameters and more than [`MAX_FIELDS`].
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Params, ApiError> {
         if pairs.len() > MAX_FIELDS {
             return Err(ApiError::invalid_request(format!(
                 "more than {MAX_FIELDS} parameters"
