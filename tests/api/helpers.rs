@@ -482,3 +482,77 @@ pub fn run_cli_env(
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Every connection of an app's pool, held until dropped: to tokend the database is then
+/// unreachable (no connection within `TOKEND_DB_TIMEOUT`), which is how an outage looks to it.
+pub struct PoolHold {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    holder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for PoolHold {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(holder) = self.holder.take() {
+            let _ = holder.join();
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn hold_all_connections(&self) -> PoolHold {
+        let pool = self.ctx.pool.clone();
+        let size = self.ctx.config.db_pool_size;
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (ready, is_ready) = tokio::sync::oneshot::channel();
+        let holder = std::thread::spawn(move || {
+            let held: Vec<_> = (0..size)
+                .map(|_| pool.get().expect("a connection"))
+                .collect();
+            let _ = ready.send(());
+            let _ = released.recv();
+            drop(held);
+        });
+        is_ready.await.expect("every connection held");
+        PoolHold {
+            release: Some(release),
+            holder: Some(holder),
+        }
+    }
+}
+
+/// Sends the same refresh token `n` times at once, spread over `nodes`; (status, body) of each.
+pub async fn refresh_concurrently(
+    nodes: &[&TestApp],
+    token: &str,
+    n: usize,
+) -> Vec<(StatusCode, Value)> {
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let node = nodes[i % nodes.len()];
+        let (http, url, token) = (
+            node.http.clone(),
+            node.url("/oauth/token"),
+            token.to_owned(),
+        );
+        handles.push(tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", CLI),
+                    ("refresh_token", &token),
+                ])
+                .send()
+                .await
+                .expect("request");
+            let status = response.status();
+            (status, json(response).await)
+        }));
+    }
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(handle.await.expect("task"));
+    }
+    results
+}

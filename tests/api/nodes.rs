@@ -179,33 +179,11 @@ async fn the_same_refresh_token_sent_to_three_nodes_at_once_rotates_once() {
     let nodes = three_nodes().await;
     let t = nodes[0].login("admin", ADMIN_PASSWORD).await;
     let sid = claims(&t.access)["sid"].as_str().expect("sid").to_owned();
-    let mut handles = Vec::new();
-    for round in 0..6 {
-        let node = &nodes[round % 3];
-        let (http, url, token) = (
-            node.http.clone(),
-            node.url("/oauth/token"),
-            t.refresh().to_owned(),
-        );
-        handles.push(tokio::spawn(async move {
-            http.post(url)
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("client_id", CLI),
-                    ("refresh_token", &token),
-                ])
-                .send()
-                .await
-                .expect("request")
-                .status()
-        }));
-    }
-    let mut ok = 0;
-    for h in handles {
-        if h.await.expect("task") == StatusCode::OK {
-            ok += 1;
-        }
-    }
+    let results = refresh_concurrently(&[&nodes[0], &nodes[1], &nodes[2]], t.refresh(), 6).await;
+    let ok = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
     assert!(ok <= 1, "{ok} rotations answered");
     let rows = nodes[0].refresh_rows(&sid).await;
     assert_eq!(rows.len(), 2, "exactly one rotation across the nodes");

@@ -21,17 +21,7 @@ async fn an_unavailable_database_gives_503_and_recovery_needs_no_restart() {
 
     // Take every connection: to tokend this is what an unreachable database looks like (the pool
     // cannot hand out a connection within its timeout).
-    let pool = app.ctx.pool.clone();
-    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let holder = std::thread::spawn(move || {
-        let a = pool.get().expect("first connection");
-        let b = pool.get().expect("second connection");
-        ready_tx.send(()).expect("signal");
-        hold_rx.recv().ok();
-        drop((a, b));
-    });
-    ready_rx.await.expect("connections held");
+    let hold = app.hold_all_connections().await;
 
     let refresh = app.refresh(t.refresh()).await;
     assert_eq!(refresh.headers()["retry-after"], "1");
@@ -84,8 +74,7 @@ async fn an_unavailable_database_gives_503_and_recovery_needs_no_restart() {
     );
 
     // The database comes back.
-    hold_tx.send(()).expect("release");
-    holder.join().expect("holder");
+    drop(hold);
     assert_eq!(
         app.http
             .get(app.url("/readyz"))

@@ -270,44 +270,12 @@ async fn after_the_grace_window_a_replay_is_reuse() {
     .await;
 }
 
-async fn concurrent_refreshes(
-    app: &TestApp,
-    token: &str,
-    n: usize,
-) -> Vec<(StatusCode, serde_json::Value)> {
-    let mut handles = Vec::new();
-    for _ in 0..n {
-        let http = app.http.clone();
-        let url = app.url("/oauth/token");
-        let token = token.to_owned();
-        handles.push(tokio::spawn(async move {
-            let response = http
-                .post(url)
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("client_id", CLI),
-                    ("refresh_token", &token),
-                ])
-                .send()
-                .await
-                .expect("request");
-            let status = response.status();
-            (status, json(response).await)
-        }));
-    }
-    let mut results = Vec::new();
-    for h in handles {
-        results.push(h.await.expect("task"));
-    }
-    results
-}
-
 #[tokio::test]
 async fn twenty_concurrent_refreshes_rotate_exactly_once_and_the_rest_are_reuse() {
     let app = spawn_app().await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
     let sid = claims(&t.access)["sid"].as_str().expect("sid").to_owned();
-    let results = concurrent_refreshes(&app, t.refresh(), 20).await;
+    let results = refresh_concurrently(&[&app], t.refresh(), 20).await;
 
     let ok: Vec<_> = results
         .iter()
@@ -340,7 +308,7 @@ async fn twenty_concurrent_refreshes_inside_the_grace_window_all_get_the_same_su
     let app = spawn_app_with(|c| c.refresh_reuse_grace = Duration::from_secs(30)).await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
     let sid = claims(&t.access)["sid"].as_str().expect("sid").to_owned();
-    let results = concurrent_refreshes(&app, t.refresh(), 20).await;
+    let results = refresh_concurrently(&[&app], t.refresh(), 20).await;
 
     let successors: HashSet<_> = results
         .iter()

@@ -237,29 +237,7 @@ async fn sec_09_reuse_revokes_the_session_with_an_audit_event_and_concurrent_ref
 {
     let app = spawn_app().await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
-    let mut handles = Vec::new();
-    for _ in 0..8 {
-        let (http, url, token) = (
-            app.http.clone(),
-            app.url("/oauth/token"),
-            t.refresh().to_owned(),
-        );
-        handles.push(tokio::spawn(async move {
-            http.post(url)
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("client_id", CLI),
-                    ("refresh_token", &token),
-                ])
-                .send()
-                .await
-                .expect("request")
-                .status()
-        }));
-    }
-    for h in handles {
-        h.await.expect("task");
-    }
+    refresh_concurrently(&[&app], t.refresh(), 8).await;
     assert_eq!(
         app.refresh_rows(&sid(&t)).await.len(),
         2,
@@ -631,16 +609,7 @@ async fn sec_20_error_bodies_are_generic_and_fail_closed() {
     })
     .await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
-    let pool = app.ctx.pool.clone();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let holder = std::thread::spawn(move || {
-        let held = pool.get().expect("connection");
-        ready_tx.send(()).expect("ready");
-        rx.recv().ok();
-        drop(held);
-    });
-    ready_rx.await.expect("held");
+    let hold = app.hold_all_connections().await;
     // Without its database tokend refuses (fails closed) and says nothing about why inside.
     let response = app.me(&t.access).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -656,8 +625,7 @@ async fn sec_20_error_bodies_are_generic_and_fail_closed() {
     ] {
         assert!(!body.contains(internal), "{internal} in {body}");
     }
-    tx.send(()).expect("release");
-    holder.join().expect("holder");
+    drop(hold);
 }
 
 #[tokio::test]
@@ -846,24 +814,14 @@ async fn sec_26_an_unreachable_database_is_503_and_the_old_refresh_token_still_w
     })
     .await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
-    let pool = app.ctx.pool.clone();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let holder = std::thread::spawn(move || {
-        let held = pool.get().expect("connection");
-        ready_tx.send(()).expect("ready");
-        rx.recv().ok();
-        drop(held);
-    });
-    ready_rx.await.expect("held");
+    let hold = app.hold_all_connections().await;
     assert_error(
         app.refresh(t.refresh()).await,
         StatusCode::SERVICE_UNAVAILABLE,
         "temporarily_unavailable",
     )
     .await;
-    tx.send(()).expect("release");
-    holder.join().expect("holder");
+    drop(hold);
     tokens(app.refresh(t.refresh()).await).await;
 }
 
@@ -893,27 +851,7 @@ async fn sec_28_race_tests_run_on_the_backend_the_suite_was_started_for() {
     };
     assert_eq!(app.ctx.pool.backend(), expected);
     let t = app.login("admin", ADMIN_PASSWORD).await;
-    let mut handles = Vec::new();
-    for _ in 0..10 {
-        let (http, url, token) = (
-            app.http.clone(),
-            app.url("/oauth/token"),
-            t.refresh().to_owned(),
-        );
-        handles.push(tokio::spawn(async move {
-            http.post(url)
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("client_id", CLI),
-                    ("refresh_token", &token),
-                ])
-                .send()
-                .await
-        }));
-    }
-    for h in handles {
-        h.await.expect("task").expect("request");
-    }
+    refresh_concurrently(&[&app], t.refresh(), 10).await;
     assert_eq!(app.refresh_rows(&sid(&t)).await.len(), 2);
 }
 
