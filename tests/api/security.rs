@@ -634,7 +634,7 @@ async fn sec_21_unknown_user_and_wrong_password_same_answer_similar_time() {
     app.create_user("tess", "tess-password", false).await;
     let mut times = [Vec::new(), Vec::new()];
     let mut bodies = Vec::new();
-    for round in 0..3 {
+    for round in 0..5 {
         for (i, name) in ["tess", "no-such-user"].iter().enumerate() {
             let started = Instant::now();
             let response = app
@@ -650,7 +650,7 @@ async fn sec_21_unknown_user_and_wrong_password_same_answer_similar_time() {
     );
     let median = |v: &mut Vec<Duration>| {
         v.sort();
-        v[1].as_secs_f64()
+        v[2].as_secs_f64()
     };
     let (known, unknown) = (median(&mut times[0]), median(&mut times[1]));
     // Both verify an Argon2id hash (a dummy one for unknown users): within a factor of 3.
