@@ -17,6 +17,10 @@ pub struct PasswordHasher {
     dummy_hash: Arc<str>,
 }
 
+/// A turn on the hashing pool (see [`PasswordHasher::turn`]). Never take a second one while
+/// holding one: with every turn held that way, nobody would ever get another.
+pub struct Turn(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
 /// The outcome of checking a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verified {
@@ -46,7 +50,23 @@ impl PasswordHasher {
         password: String,
         stored: Option<String>,
     ) -> anyhow::Result<Verified> {
-        let _permit = self.permits.acquire().await?;
+        let turn = self.turn().await?;
+        self.verify_in_turn(&turn, password, stored).await
+    }
+
+    /// Waits for a turn on the bounded pool; the turn lasts until the value is dropped. A caller
+    /// that must decide something when its turn comes (sign-in throttling) takes it explicitly.
+    pub async fn turn(&self) -> anyhow::Result<Turn> {
+        Ok(Turn(self.permits.clone().acquire_owned().await?))
+    }
+
+    /// [`verify`](Self::verify) during a turn already taken.
+    pub async fn verify_in_turn(
+        &self,
+        _turn: &Turn,
+        password: String,
+        stored: Option<String>,
+    ) -> anyhow::Result<Verified> {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let span = tracing::Span::current();

@@ -154,6 +154,20 @@ async fn signin_failure(
     }
 }
 
+/// Answers a throttled sign-in (429 after `seconds`), auditing it; it does not count as another
+/// failure, or a blocked name could never come free.
+async fn throttled(
+    ctx: &Ctx,
+    seconds: u64,
+    client: &ClientInfo,
+    meta: RequestMeta,
+) -> ServiceError {
+    match signin_failure(ctx, None, "throttled", client, Vec::new(), meta).await {
+        ServiceError::InvalidGrant(_) => ServiceError::Throttled(seconds),
+        other => other,
+    }
+}
+
 /// The password grant (RFC 6749 §4.3): first-party clients that list it only.
 pub async fn password(
     ctx: &Ctx,
@@ -193,17 +207,28 @@ pub async fn password(
         .await;
     let user = match user {
         Err(ServiceError::Throttled(seconds)) => {
-            let recorded = signin_failure(ctx, None, "throttled", &client, Vec::new(), meta).await;
-            return Err(match recorded {
-                ServiceError::InvalidGrant(_) => ServiceError::Throttled(seconds),
-                other => other,
-            });
+            return Err(throttled(ctx, seconds, &client, meta).await)
         }
         other => other?,
     };
+    // Guesses sent all at once pass the first check together and queue for Argon2. Each looks
+    // again when its turn comes, and holds the turn until its own failure is written, so once a
+    // name or address is blocked at most one guess per turn (per core) is still in flight.
+    let turn = ctx.hasher.turn().await?;
+    let keys = throttle_keys.clone();
+    let recheck = ctx
+        .pool
+        .run(move |conn| throttle::check(conn, &keys, store::now()))
+        .await;
+    if let Err(ServiceError::Throttled(seconds)) = recheck {
+        drop(turn);
+        return Err(throttled(ctx, seconds, &client, meta).await);
+    }
+    recheck?;
     let verified = ctx
         .hasher
-        .verify(
+        .verify_in_turn(
+            &turn,
             password.clone(),
             user.as_ref().map(|u| u.password_hash.clone()),
         )
@@ -216,8 +241,12 @@ pub async fn password(
     };
     if let Some(reason) = failure {
         let user_id = user.as_ref().map(|u| u.id.clone());
-        return Err(signin_failure(ctx, user_id, reason, &client, throttle_keys, meta).await);
+        let recorded = signin_failure(ctx, user_id, reason, &client, throttle_keys, meta).await;
+        drop(turn);
+        return Err(recorded);
     }
+    // Released before a rehash takes a turn of its own.
+    drop(turn);
     let Some(user) = user else {
         return Err(ServiceError::InvalidGrant(BAD_CREDENTIALS.to_owned()));
     };

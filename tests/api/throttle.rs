@@ -96,3 +96,49 @@ async fn failures_from_one_address_throttle_every_name_from_it() {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     app.login("admin", ADMIN_PASSWORD).await;
 }
+
+#[tokio::test]
+async fn guesses_sent_all_at_once_are_throttled_too() {
+    let app = spawn_app_with(|c| {
+        c.signin_user_free = 2;
+        c.signin_max_delay = Duration::from_secs(30);
+    })
+    .await;
+    app.create_user("vera", "vera-password", false).await;
+    let mut handles = Vec::new();
+    for i in 0..12 {
+        let (http, url) = (app.http.clone(), app.url("/oauth/token"));
+        handles.push(tokio::spawn(async move {
+            http.post(url)
+                .form(&[
+                    ("grant_type", "password"),
+                    ("client_id", CLI),
+                    ("username", "vera"),
+                    ("password", &format!("guess-{i}")),
+                ])
+                .send()
+                .await
+                .expect("request")
+                .status()
+        }));
+    }
+    let mut verified = 0;
+    let mut throttled = 0;
+    for h in handles {
+        match h.await.expect("task") {
+            StatusCode::BAD_REQUEST => verified += 1,
+            StatusCode::TOO_MANY_REQUESTS => throttled += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // Each guess re-checks when its Argon2 turn comes: past the free failures, at most one guess
+    // per turn (one per core) can still be in flight.
+    let turns = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    assert!(
+        verified <= 2 + turns,
+        "{verified} guesses were checked against the password"
+    );
+    assert_eq!(verified + throttled, 12);
+}
