@@ -154,18 +154,13 @@ async fn signin_failure(
     }
 }
 
-/// Answers a throttled sign-in (429 after `seconds`), auditing it; it does not count as another
-/// failure, or a blocked name could never come free.
-async fn throttled(
-    ctx: &Ctx,
-    seconds: u64,
-    client: &ClientInfo,
-    meta: RequestMeta,
-) -> ServiceError {
-    match signin_failure(ctx, None, "throttled", client, Vec::new(), meta).await {
-        ServiceError::InvalidGrant(_) => ServiceError::Throttled(seconds),
-        other => other,
-    }
+/// Answers a throttled sign-in (429 after `seconds`). It writes nothing: a flood of attempts
+/// against a blocked name must not become a flood of writes that slows refreshes (DESIGN.md: a
+/// flood of logins slows logins only). The block itself was audited with the failure that
+/// caused it.
+fn throttled(seconds: u64, client: &ClientInfo) -> ServiceError {
+    tracing::warn!(client_id = %client.client_id, retry_after = seconds, "sign-in throttled");
+    ServiceError::Throttled(seconds)
 }
 
 /// The password grant (RFC 6749 §4.3): first-party clients that list it only.
@@ -206,9 +201,7 @@ pub async fn password(
         })
         .await;
     let user = match user {
-        Err(ServiceError::Throttled(seconds)) => {
-            return Err(throttled(ctx, seconds, &client, meta).await)
-        }
+        Err(ServiceError::Throttled(seconds)) => return Err(throttled(seconds, &client)),
         other => other?,
     };
     // Guesses sent all at once pass the first check together and queue for Argon2. Each looks
@@ -222,7 +215,7 @@ pub async fn password(
         .await;
     if let Err(ServiceError::Throttled(seconds)) = recheck {
         drop(turn);
-        return Err(throttled(ctx, seconds, &client, meta).await);
+        return Err(throttled(seconds, &client));
     }
     recheck?;
     let verified = ctx
