@@ -203,3 +203,88 @@ async fn forty_bad_requests_each_get_a_clear_4xx_and_change_nothing() {
         .await;
     assert_eq!(sessions.len(), 1);
 }
+
+#[tokio::test]
+async fn request_heads_are_bounded_before_any_work() {
+    let app = spawn_app().await;
+    // More than 96 headers (actix-http's bound): 431, not a 5xx.
+    let mut many = app.http.get(app.url("/healthz"));
+    for i in 0..120 {
+        many = many.header(format!("x-filler-{i}"), "1");
+    }
+    let response = many.send().await.expect("request");
+    assert_eq!(
+        response.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+
+    // A head over 128 KiB: refused (431) or the connection closed, never served.
+    let huge = "a".repeat(200 * 1024);
+    match app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-huge", &huge)
+        .send()
+        .await
+    {
+        Ok(response) => assert_eq!(
+            response.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        ),
+        Err(err) => assert!(!err.is_timeout(), "refused at once: {err}"),
+    }
+
+    // A large bearer token is refused before any parsing or database work.
+    let response = app.me(&"a".repeat(100 * 1024)).await;
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_mid_request_is_cut_off() {
+    use std::io::{Read as _, Write as _};
+    let app = spawn_app().await;
+    let port = app
+        .address
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .parse::<u16>()
+        .expect("port");
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .expect("timeout");
+        // Half a request head, then nothing (slowloris).
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .expect("write");
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&answer).into_owned(),
+        )
+    })
+    .await
+    .expect("task");
+    let (waited, text) = answer;
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "cut off after the 5 s head timeout, not held: {waited:?}"
+    );
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+}

@@ -20,7 +20,8 @@ async fn json_logs_carry_request_ids_and_never_a_secret() {
         .env("TOKEND_DATABASE_URL", &db.url)
         .env("TOKEND_BIND", "127.0.0.1:0")
         .env("TOKEND_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("TOKEND_LOG", "info")
+        // debug, not info: stricter than any production setting.
+        .env("TOKEND_LOG", "debug")
         .env("TOKEND_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -81,6 +82,67 @@ async fn json_logs_carry_request_ids_and_never_a_secret() {
         .expect("me");
     assert_eq!(me.status(), StatusCode::OK);
 
+    // A personal token and a confidential client's secret, each created and used.
+    let pat: serde_json::Value = http
+        .post(format!("{base}/api/tokens"))
+        .bearer_auth(&t2.access)
+        .json(&serde_json::json!({"name": "ci", "scopes": ["account"]}))
+        .send()
+        .await
+        .expect("pat")
+        .json()
+        .await
+        .expect("json");
+    let pat = pat["token"].as_str().expect("token").to_owned();
+    let me = http
+        .get(format!("{base}/api/me"))
+        .bearer_auth(&pat)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), StatusCode::OK);
+    let client: serde_json::Value = http
+        .post(format!("{base}/admin/clients"))
+        .bearer_auth(&t2.access)
+        .json(&serde_json::json!({"name": "rs", "grant_types": ["client_credentials"], "scopes": ["read"]}))
+        .send()
+        .await
+        .expect("client")
+        .json()
+        .await
+        .expect("json");
+    let client_id = client["client_id"].as_str().expect("id").to_owned();
+    let client_secret = client["client_secret"].as_str().expect("secret").to_owned();
+    let cc = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(&client_id, Some(&client_secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("client credentials");
+    let cc = tokens(cc).await;
+    let introspected = http
+        .post(format!("{base}/oauth/introspect"))
+        .basic_auth(&client_id, Some(&client_secret))
+        .form(&[("token", pat.as_str())])
+        .send()
+        .await
+        .expect("introspect");
+    assert_eq!(introspected.status(), StatusCode::OK);
+    // A failed sign-in: the wrong password must not reach the log either.
+    let wrong = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", CLI),
+            ("username", "admin"),
+            ("password", "not-the-right-one-1"),
+        ])
+        .send()
+        .await
+        .expect("wrong");
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+
     let stopped = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -111,6 +173,10 @@ async fn json_logs_carry_request_ids_and_never_a_secret() {
         }
         for secret in [
             ADMIN_PASSWORD,
+            "not-the-right-one-1",
+            &pat,
+            &client_secret,
+            &cc.access,
             t.refresh(),
             t2.refresh(),
             &t.access,
