@@ -17,16 +17,12 @@ async fn set_password_logs_the_user_out_of_every_device() {
     ];
     let bystander = app.login("admin", ADMIN_PASSWORD).await;
 
-    let db = app.db.url.clone();
-    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(
-            &db,
+    let (code, stdout, stderr) = app
+        .cli(
             &["--json", "user", "set-password", "erin", "--password-stdin"],
             Some("new-password-2\n"),
         )
-    })
-    .await
-    .expect("cli");
+        .await;
     assert_eq!(code, 0, "stderr: {stderr}");
     let counts: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON counts");
     assert_eq!(counts["sessions_revoked"], 3);
@@ -71,10 +67,8 @@ async fn set_password_can_keep_sessions_and_logout_all_ends_them() {
     let app = spawn_app().await;
     app.create_user("frank", "old-password-1", false).await;
     let device = app.login("frank", "old-password-1").await;
-    let db = app.db.url.clone();
-    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(
-            &db,
+    let (code, _, stderr) = app
+        .cli(
             &[
                 "user",
                 "set-password",
@@ -84,29 +78,21 @@ async fn set_password_can_keep_sessions_and_logout_all_ends_them() {
             ],
             Some("new-password-2\n"),
         )
-    })
-    .await
-    .expect("cli");
+        .await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(app.me(&device.access).await.status(), StatusCode::OK);
 
-    let db = app.db.url.clone();
-    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["--json", "user", "sessions", "frank"], None)
-    })
-    .await
-    .expect("cli");
+    let (code, stdout, _) = app
+        .cli(&["--json", "user", "sessions", "frank"], None)
+        .await;
     assert_eq!(code, 0);
     let listed: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(listed["sessions"].as_array().expect("list").len(), 1);
     assert_eq!(listed["sessions"][0]["id"], claims(&device.access)["sid"]);
 
-    let db = app.db.url.clone();
-    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["--json", "user", "logout-all", "frank"], None)
-    })
-    .await
-    .expect("cli");
+    let (code, stdout, _) = app
+        .cli(&["--json", "user", "logout-all", "frank"], None)
+        .await;
     assert_eq!(code, 0);
     let counts: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(counts["sessions_revoked"], 1);
@@ -127,16 +113,12 @@ async fn set_password_can_keep_sessions_and_logout_all_ends_them() {
 #[tokio::test]
 async fn user_create_and_its_errors() {
     let app = spawn_app().await;
-    let db = app.db.url.clone();
-    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(
-            &db,
+    let (code, stdout, stderr) = app
+        .cli(
             &["--json", "user", "create", "grace", "--password-stdin"],
             Some("grace-password\n"),
         )
-    })
-    .await
-    .expect("cli");
+        .await;
     assert_eq!(code, 0, "{stderr}");
     let created: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(created["username"], "grace");
@@ -146,41 +128,28 @@ async fn user_create_and_its_errors() {
     );
     app.login("grace", "grace-password").await;
 
-    let db = app.db.url.clone();
-    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(
-            &db,
+    let (code, stdout, stderr) = app
+        .cli(
             &["user", "create", "grace", "--password-stdin"],
             Some("another-password\n"),
         )
-    })
-    .await
-    .expect("cli");
+        .await;
     assert_eq!(code, 1, "a taken name is a failed operation");
     assert!(stdout.is_empty());
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     assert!(stderr.contains("taken"), "{stderr}");
 
-    let db = app.db.url.clone();
-    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(
-            &db,
+    let (code, _, stderr) = app
+        .cli(
             &["user", "create", "shorty", "--password-stdin"],
             Some("short\n"),
         )
-    })
-    .await
-    .expect("cli");
+        .await;
     assert_eq!(code, 1);
     assert!(stderr.contains("8 to 1024"), "{stderr}");
 
     // A generated password is shown once and works.
-    let db = app.db.url.clone();
-    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["--json", "user", "create", "heidi"], None)
-    })
-    .await
-    .expect("cli");
+    let (code, stdout, _) = app.cli(&["--json", "user", "create", "heidi"], None).await;
     assert_eq!(code, 0);
     let created: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     app.login(
@@ -189,12 +158,7 @@ async fn user_create_and_its_errors() {
     )
     .await;
 
-    let db = app.db.url.clone();
-    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["user", "set-password", "nobody"], None)
-    })
-    .await
-    .expect("cli");
+    let (code, _, stderr) = app.cli(&["user", "set-password", "nobody"], None).await;
     assert_eq!(code, 1);
     assert!(stderr.contains("no such user"), "{stderr}");
 }
@@ -202,17 +166,13 @@ async fn user_create_and_its_errors() {
 #[tokio::test]
 async fn bad_usage_exits_2() {
     let app = spawn_app().await;
-    let db = app.db.url.clone();
     for args in [
         vec!["user"],
         vec!["frobnicate"],
         vec!["user", "create"],
         vec!["client", "create", "x", "--bogus"],
     ] {
-        let db = db.clone();
-        let (code, _, stderr) = tokio::task::spawn_blocking(move || run_cli(&db, &args, None))
-            .await
-            .expect("cli");
+        let (code, _, stderr) = app.cli(&args, None).await;
         assert_eq!(code, 2, "{stderr}");
         assert!(stderr.to_lowercase().contains("usage"), "{stderr}");
     }
@@ -221,10 +181,8 @@ async fn bad_usage_exits_2() {
 #[tokio::test]
 async fn client_create_list_and_delete() {
     let app = spawn_app().await;
-    let db = app.db.url.clone();
-    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(
-            &db,
+    let (code, stdout, stderr) = app
+        .cli(
             &[
                 "--json",
                 "client",
@@ -239,9 +197,7 @@ async fn client_create_list_and_delete() {
             ],
             None,
         )
-    })
-    .await
-    .expect("cli");
+        .await;
     assert_eq!(code, 0, "{stderr}");
     let created: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     let id = created["client_id"].as_str().expect("client_id").to_owned();
@@ -271,11 +227,7 @@ async fn client_create_list_and_delete() {
         true
     );
 
-    let db = app.db.url.clone();
-    let (code, stdout, _) =
-        tokio::task::spawn_blocking(move || run_cli(&db, &["--json", "client", "list"], None))
-            .await
-            .expect("cli");
+    let (code, stdout, _) = app.cli(&["--json", "client", "list"], None).await;
     assert_eq!(code, 0);
     let listed: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     let ids: Vec<_> = listed["clients"]
@@ -290,13 +242,7 @@ async fn client_create_list_and_delete() {
         "no secrets in the list"
     );
 
-    let db = app.db.url.clone();
-    let del = id.clone();
-    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["--json", "client", "delete", &del], None)
-    })
-    .await
-    .expect("cli");
+    let (code, stdout, _) = app.cli(&["--json", "client", "delete", &id], None).await;
     assert_eq!(code, 0);
     let counts: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(counts["sessions_revoked"], 1);
@@ -313,17 +259,11 @@ async fn client_create_list_and_delete() {
         .await;
     assert_error(again, StatusCode::UNAUTHORIZED, "invalid_client").await;
 
-    let db = app.db.url.clone();
-    let (code, _, stderr) =
-        tokio::task::spawn_blocking(move || run_cli(&db, &["client", "delete", &id], None))
-            .await
-            .expect("cli");
+    let (code, _, stderr) = app.cli(&["client", "delete", &id], None).await;
     assert_eq!(code, 1, "deleting twice fails: {stderr}");
 
-    let db = app.db.url.clone();
-    let (code, stdout, _) = tokio::task::spawn_blocking(move || {
-        run_cli(
-            &db,
+    let (code, stdout, _) = app
+        .cli(
             &[
                 "--json",
                 "client",
@@ -335,9 +275,7 @@ async fn client_create_list_and_delete() {
             ],
             None,
         )
-    })
-    .await
-    .expect("cli");
+        .await;
     assert_eq!(code, 0);
     let public: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     assert!(
@@ -367,17 +305,13 @@ async fn a_bad_configuration_value_stops_start_up_naming_the_variable() {
 async fn admin_commands_never_rotate_the_signing_key() {
     let app = spawn_app().await;
     let before = app.db(tokend::store::keys::all).await;
-    let db = app.db.url.clone();
-    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli_env(
-            &db,
+    let (code, _, stderr) = app
+        .cli_env(
             &["user", "sessions", "admin"],
             None,
             &[("TOKEND_SIGNING_ALG", "RS256")],
         )
-    })
-    .await
-    .expect("cli");
+        .await;
     assert_eq!(code, 0, "{stderr}");
     let after = app.db(tokend::store::keys::all).await;
     assert_eq!(after.len(), before.len());
@@ -385,11 +319,7 @@ async fn admin_commands_never_rotate_the_signing_key() {
     assert!(after[0].retired_at.is_none());
 
     // `keys rotate` is the explicit way, and it works.
-    let db = app.db.url.clone();
-    let (code, stdout, stderr) =
-        tokio::task::spawn_blocking(move || run_cli(&db, &["--json", "keys", "rotate"], None))
-            .await
-            .expect("cli");
+    let (code, stdout, stderr) = app.cli(&["--json", "keys", "rotate"], None).await;
     assert_eq!(code, 0, "{stderr}");
     let rotated: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     let keys = app.db(tokend::store::keys::all).await;
@@ -406,12 +336,9 @@ async fn admin_commands_never_rotate_the_signing_key() {
 #[tokio::test]
 async fn a_public_client_needs_an_explicit_grant() {
     let app = spawn_app().await;
-    let db = app.db.url.clone();
-    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        run_cli(&db, &["client", "create", "spa", "--public"], None)
-    })
-    .await
-    .expect("cli");
+    let (code, stdout, stderr) = app
+        .cli(&["client", "create", "spa", "--public"], None)
+        .await;
     assert_eq!(code, 1);
     assert!(stdout.is_empty());
     assert!(stderr.contains("--grant"), "{stderr}");
@@ -428,14 +355,10 @@ async fn operator_commands_mirror_the_admin_api() {
     app.create_user("yara", "yara-password", false).await;
     let device = app.login("yara", "yara-password").await;
     let other = app.login("yara", "yara-password").await;
-    let db = app.db.url.clone();
-    let cli = move |args: &'static [&'static str]| {
-        let db = db.clone();
+    let cli = |args: &'static [&'static str]| {
+        let app = &app;
         async move {
-            let (code, stdout, stderr) =
-                tokio::task::spawn_blocking(move || run_cli(&db, args, None))
-                    .await
-                    .expect("cli");
+            let (code, stdout, stderr) = app.cli(args, None).await;
             assert_eq!(code, 0, "{args:?}: {stderr}");
             serde_json::from_str::<serde_json::Value>(stdout.trim())
                 .unwrap_or_else(|_| panic!("{args:?}: {stdout}"))
@@ -460,12 +383,7 @@ async fn operator_commands_mirror_the_admin_api() {
         .as_str()
         .expect("sid")
         .to_owned();
-    let db = app.db.url.clone();
-    let s = sid.clone();
-    let (code, _, stderr) =
-        tokio::task::spawn_blocking(move || run_cli(&db, &["session", "end", &s], None))
-            .await
-            .expect("cli");
+    let (code, _, stderr) = app.cli(&["session", "end", &sid], None).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         app.me(&device.access).await.status(),

@@ -173,18 +173,17 @@ async fn signing_keys_are_encrypted_at_rest_with_a_key_encryption_key() {
     // or with another one.
     let wrong_kek = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
     for kek in [None, Some(wrong_kek)] {
-        let db = app.db.url.clone();
-        let (code, _, stderr) = tokio::task::spawn_blocking(move || match &kek {
-            Some(k) => run_cli_env(
-                &db,
-                &["keys", "rotate"],
-                None,
-                &[("TOKEND_KEY_ENCRYPTION_KEY", k.as_str())],
-            ),
-            None => run_cli(&db, &["keys", "rotate"], None),
-        })
-        .await
-        .expect("cli");
+        let (code, _, stderr) = match &kek {
+            Some(k) => {
+                app.cli_env(
+                    &["keys", "rotate"],
+                    None,
+                    &[("TOKEND_KEY_ENCRYPTION_KEY", k)],
+                )
+                .await
+            }
+            None => app.cli(&["keys", "rotate"], None).await,
+        };
         assert_eq!(code, 1, "{stderr}");
         assert!(stderr.contains("TOKEND_KEY_ENCRYPTION_KEY"), "{stderr}");
     }

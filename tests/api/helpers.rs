@@ -440,12 +440,8 @@ pub async fn tokens(response: Response) -> Tokens {
     }
 }
 
-/// Runs the tokend binary against a test database; returns (exit code, stdout, stderr).
-pub fn run_cli(db_url: &str, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    run_cli_env(db_url, args, stdin, &[])
-}
-
-/// [`run_cli`] with extra environment variables.
+/// Runs the tokend binary against a test database with extra environment variables; returns
+/// (exit code, stdout, stderr). Tests call it through [`TestApp::cli`].
 pub fn run_cli_env(
     db_url: &str,
     args: &[&str],
@@ -481,6 +477,38 @@ pub fn run_cli_env(
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+impl TestApp {
+    /// Runs the tokend binary against this app's database, off the async runtime; returns
+    /// (exit code, stdout, stderr).
+    pub async fn cli(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        self.cli_env(args, stdin, &[]).await
+    }
+
+    /// [`cli`](Self::cli) with extra environment variables.
+    pub async fn cli_env(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        envs: &[(&str, &str)],
+    ) -> (i32, String, String) {
+        let db = self.db.url.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let stdin = stdin.map(str::to_owned);
+        let envs: Vec<(String, String)> = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let envs: Vec<(&str, &str)> =
+                envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            run_cli_env(&db, &args, stdin.as_deref(), &envs)
+        })
+        .await
+        .expect("the CLI ran")
+    }
 }
 
 /// Every connection of an app's pool, held until dropped: to tokend the database is then

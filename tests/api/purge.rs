@@ -105,11 +105,7 @@ async fn purge_deletes_the_dead_and_keeps_what_reuse_detection_needs() {
     assert_eq!(count_rows(&app, &old_revoked).await, (1, 1, 1));
 
     // The real purge, from the command line.
-    let db_url = app.db.url.clone();
-    let (code, stdout, stderr) =
-        tokio::task::spawn_blocking(move || run_cli(&db_url, &["--json", "token", "purge"], None))
-            .await
-            .expect("cli");
+    let (code, stdout, stderr) = app.cli(&["--json", "token", "purge"], None).await;
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(
