@@ -34,12 +34,19 @@ fn jwt(c: &mut Criterion) {
         let g = generate(alg).expect("generate");
         let signing = Arc::new(SigningKey::from_pem(&g.kid, alg, &g.private_pem).expect("load"));
         let verifying = VerifyingKey::from_jwk_json(&g.kid, alg, &g.public_jwk).expect("jwk");
-        let mut keys = KeySet { signing: Some(signing.clone()), ..Default::default() };
+        let mut keys = KeySet {
+            signing: Some(signing.clone()),
+            ..Default::default()
+        };
         keys.verifying.insert(g.kid.clone(), Arc::new(verifying));
         let token = jwt::sign(&signing, &claims).expect("sign");
-        group.bench_function(format!("sign {}", alg.as_str()), |b| b.iter(|| jwt::sign(&signing, &claims).expect("sign")));
+        group.bench_function(format!("sign {}", alg.as_str()), |b| {
+            b.iter(|| jwt::sign(&signing, &claims).expect("sign"))
+        });
         group.bench_function(format!("verify {}", alg.as_str()), |b| {
-            b.iter(|| jwt::verify(&token, &keys, "https://issuer", "https://issuer", true).expect("valid"))
+            b.iter(|| {
+                jwt::verify(&token, &keys, "https://issuer", "https://issuer", true).expect("valid")
+            })
         });
     }
     group.finish();
@@ -48,37 +55,58 @@ fn jwt(c: &mut Criterion) {
 fn opaque(c: &mut Criterion) {
     let token = OpaqueToken::generate(TokenKind::Refresh);
     let mut group = c.benchmark_group("opaque token");
-    group.bench_function("generate", |b| b.iter(|| OpaqueToken::generate(TokenKind::Refresh)));
+    group.bench_function("generate", |b| {
+        b.iter(|| OpaqueToken::generate(TokenKind::Refresh))
+    });
     group.bench_function("sha256", |b| b.iter(|| token.hash()));
-    group.bench_function("successor (HMAC)", |b| b.iter(|| token.successor(b"0123456789abcdef0123456789abcdef")));
+    group.bench_function("successor (HMAC)", |b| {
+        b.iter(|| token.successor(b"0123456789abcdef0123456789abcdef"))
+    });
     group.finish();
 }
 
 fn argon2(c: &mut Criterion) {
-    let hash = tokend::crypto::password::hash_blocking("correct horse battery staple").expect("hash");
+    let hash =
+        tokend::crypto::password::hash_blocking("correct horse battery staple").expect("hash");
     let mut group = c.benchmark_group("argon2id m=19456 t=2 p=1");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
-    group.bench_function("hash", |b| b.iter(|| tokend::crypto::password::hash_blocking("correct horse battery staple")));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    group.bench_function("hash", |b| {
+        b.iter(|| tokend::crypto::password::hash_blocking("correct horse battery staple"))
+    });
     group.bench_function("verify", |b| {
         use argon2::password_hash::PasswordVerifier as _;
-        b.iter(|| argon2::Argon2::default().verify_password(b"correct horse battery staple", hash.as_str()).is_ok())
+        b.iter(|| {
+            argon2::Argon2::default()
+                .verify_password(b"correct horse battery staple", hash.as_str())
+                .is_ok()
+        })
     });
     group.finish();
 }
 
 /// A server context on a fresh SQLite database, with a signed-in session.
 fn database(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let dir = std::env::temp_dir().join(format!("tokend-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let mut config = Config::with_database(&format!("sqlite://{}", dir.join("tokend.db").display())).expect("config");
+    let mut config =
+        Config::with_database(&format!("sqlite://{}", dir.join("tokend.db").display()))
+            .expect("config");
     config.bootstrap_admin_password = Some(SecretString::new("bench-admin-password".into()));
     let ctx = bootstrap::open(config, bootstrap::Purpose::Serve).expect("open");
     bootstrap::seed(&ctx).expect("seed");
     let client = rt
         .block_on(tokend::service::clients::authenticate(
             &ctx,
-            ClientCredentials { client_id: bootstrap::CLI_CLIENT_ID.into(), secret: None },
+            ClientCredentials {
+                client_id: bootstrap::CLI_CLIENT_ID.into(),
+                secret: None,
+            },
         ))
         .expect("client");
     let first = rt
@@ -97,12 +125,21 @@ fn database(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("database (SQLite)");
     group.bench_function("bearer validation (signature + one lookup)", |b| {
-        b.iter(|| rt.block_on(validation::authenticate(&ctx, &access)).expect("valid"))
+        b.iter(|| {
+            rt.block_on(validation::authenticate(&ctx, &access))
+                .expect("valid")
+        })
     });
     group.bench_function("refresh (one write transaction + one signature)", |b| {
         b.iter(|| {
             let next = rt
-                .block_on(grants::refresh(&ctx, client.clone(), refresh.clone(), None, RequestMeta::default()))
+                .block_on(grants::refresh(
+                    &ctx,
+                    client.clone(),
+                    refresh.clone(),
+                    None,
+                    RequestMeta::default(),
+                ))
                 .expect("refresh");
             refresh = next.refresh_token.expect("rotated");
         })
