@@ -10,23 +10,28 @@ use reqwest::StatusCode;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn json_logs_carry_request_ids_and_never_a_secret() {
-    let db = TestDb::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tokend"))
+/// The real binary, `serve` on a free port with JSON logs at `level` on a piped stderr.
+fn start_serve(db: &TestDb, level: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tokend"))
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("TOKEND_DATABASE_URL", &db.url)
         .env("TOKEND_BIND", "127.0.0.1:0")
         .env("TOKEND_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        // debug, not info: stricter than any production setting.
-        .env("TOKEND_LOG", "debug")
+        .env("TOKEND_LOG", level)
         .env("TOKEND_LOG_FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start tokend");
+        .expect("start tokend")
+}
+
+#[tokio::test]
+async fn json_logs_carry_request_ids_and_never_a_secret() {
+    let db = TestDb::new();
+    // debug, not info: stricter than any production setting.
+    let mut child = start_serve(&db, "debug");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
@@ -192,19 +197,7 @@ async fn json_logs_carry_request_ids_and_never_a_secret() {
 async fn sigterm_lets_a_request_in_flight_finish() {
     use std::io::{Read as _, Write as _};
     let db = TestDb::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tokend"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TOKEND_DATABASE_URL", &db.url)
-        .env("TOKEND_BIND", "127.0.0.1:0")
-        .env("TOKEND_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("TOKEND_LOG", "info")
-        .env("TOKEND_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tokend");
+    let mut child = start_serve(&db, "info");
     let stderr = BufReader::new(child.stderr.take().expect("stderr"));
     let mut lines = stderr.lines().map_while(Result::ok);
     let port = lines

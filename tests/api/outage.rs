@@ -8,6 +8,38 @@ use reqwest::StatusCode;
 
 use crate::helpers::*;
 
+/// Without its database, every endpoint that needs it answers 503 `temporarily_unavailable`
+/// with `Retry-After` (never 500), and `/readyz` says so too.
+async fn assert_everything_unavailable(app: &TestApp, t: &Tokens, rs: &str, secret: &str) {
+    let answers = [
+        ("refresh", app.refresh(t.refresh()).await),
+        ("bearer", app.me(&t.access).await),
+        ("sign-in", app.password_grant("admin", ADMIN_PASSWORD).await),
+        ("introspection", app.introspect(rs, secret, &t.access).await),
+        (
+            "revocation",
+            app.revoke(&[("token", t.access.as_str()), ("client_id", CLI)])
+                .await,
+        ),
+    ];
+    for (what, response) in answers {
+        assert_eq!(response.headers()["retry-after"], "1", "{what}");
+        assert_error(
+            response,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+        )
+        .await;
+    }
+    let ready = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
 #[tokio::test]
 async fn an_unavailable_database_gives_503_and_recovery_needs_no_restart() {
     let app = spawn_app_with(|c| {
@@ -23,46 +55,7 @@ async fn an_unavailable_database_gives_503_and_recovery_needs_no_restart() {
     // cannot hand out a connection within its timeout).
     let hold = app.hold_all_connections().await;
 
-    let refresh = app.refresh(t.refresh()).await;
-    assert_eq!(refresh.headers()["retry-after"], "1");
-    assert_error(
-        refresh,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-    )
-    .await;
-    assert_error(
-        app.me(&t.access).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-    )
-    .await;
-    assert_error(
-        app.password_grant("admin", ADMIN_PASSWORD).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-    )
-    .await;
-    assert_error(
-        app.introspect(&rs, &secret, &t.access).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-    )
-    .await;
-    assert_error(
-        app.revoke(&[("token", t.access.as_str()), ("client_id", CLI)])
-            .await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-    )
-    .await;
-    let ready = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_everything_unavailable(&app, &t, &rs, &secret).await;
     assert_eq!(
         app.http
             .get(app.url("/healthz"))
@@ -352,46 +345,7 @@ async fn a_postgresql_outage_gives_503_and_tokend_recovers_when_it_returns() {
     })
     .await
     .expect("stop");
-    assert_error(
-        app.refresh(t.refresh()).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-    )
-    .await;
-    assert_error(
-        app.me(&t.access).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-    )
-    .await;
-    assert_error(
-        app.introspect(&rs, &secret, &t.access).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-    )
-    .await;
-    assert_error(
-        app.revoke(&[("token", t.refresh()), ("client_id", CLI)])
-            .await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-    )
-    .await;
-    assert_error(
-        app.password_grant("admin", ADMIN_PASSWORD).await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-    )
-    .await;
-    assert_eq!(
-        app.http
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .expect("readyz")
-            .status(),
-        StatusCode::SERVICE_UNAVAILABLE
-    );
+    assert_everything_unavailable(&app, &t, &rs, &secret).await;
 
     let pg = tokio::task::spawn_blocking(move || {
         pg.start();
