@@ -24,6 +24,7 @@ let expiresAt = 0;
 let refreshTimer = null;
 let refreshing = null;
 let refreshCount = 0;
+let generation = 0; // one more at every sign-out, so that an answer that arrives late is dropped
 
 /** The session is over (revoked, expired, logged out elsewhere): the user must sign in again. */
 class SessionEnded extends Error {}
@@ -192,6 +193,7 @@ function withLock(fn) {
 }
 
 async function refreshNow() {
+  const started = generation;
   const form = { grant_type: 'refresh_token', client_id: config.clientId };
   if (mode === 'body') {
     if (!refreshToken) throw new SessionEnded('Signed out. Sign in again.');
@@ -201,6 +203,7 @@ async function refreshNow() {
   try {
     tokens = await tokenEndpoint('/oauth/token', form);
   } catch (e) {
+    if (generation !== started) return; // signed out meanwhile (log out, log out all devices)
     if (e instanceof HttpError && e.status === 400) {
       // invalid_grant: revoked (logout elsewhere), expired, or no cookie at all.
       forget();
@@ -208,6 +211,7 @@ async function refreshNow() {
     }
     throw e;
   }
+  if (generation !== started) return;
   accept(tokens);
   refreshCount += 1;
   show('#refresh-count', String(refreshCount));
@@ -215,6 +219,7 @@ async function refreshNow() {
 }
 
 function forget() {
+  generation += 1;
   clearTimeout(refreshTimer);
   accessToken = null;
   refreshToken = null;
@@ -228,10 +233,12 @@ function forget() {
 /** A call with the access token; on 401 refresh once and try again. */
 async function api(path, init = {}) {
   if (!accessToken) await refresh();
+  if (!accessToken) throw new SessionEnded('Signed out. Sign in again.');
   let response = await callWithToken(path, init);
   if (response.status === 401) {
     log(`${path}: 401, refreshing`);
     await refresh(); // throws SessionEnded if the session is gone
+    if (!accessToken) throw new SessionEnded('Signed out. Sign in again.');
     response = await callWithToken(path, init);
     if (response.status === 401) {
       forget();

@@ -269,11 +269,14 @@ test('cookie mode: sign in, refresh across an expiry, reload, log out all device
 
   // B logs out every device, itself included.
   const logoutAll = b.page.waitForResponse((r) => r.url() === `${ISSUER}/api/logout-all`);
+  const clearB = b.page.waitForResponse(`${ISSUER}/oauth/revoke`); // the SPA asks tokend to clear the cookie
   await b.page.click('#logout-all');
   const counts = await (await logoutAll).json();
   assert.ok(counts.sessions_revoked >= 2, `logout-all revoked ${JSON.stringify(counts)}`);
   await b.page.locator('#signed-out').waitFor();
   assert.match(await b.page.textContent('#message'), /every device/);
+  assert.equal((await clearB).status(), 200);
+  assert.ok(!(await contextB.cookies()).some((c) => c.name === cookieName), 'B\'s refresh cookie is cleared');
 
   // A's next call fails (401, then the refresh is refused) and A is back at its sign-in screen.
   const markA = a.events.length;
@@ -292,6 +295,20 @@ test('cookie mode: sign in, refresh across an expiry, reload, log out all device
   await a.page.reload();
   await a.page.locator('body[data-ready="true"]').waitFor();
   assert.ok(await a.page.isVisible('#signed-out'), 'after logout-all a reload shows the sign-in screen');
+
+  // Log out (this device only) revokes the session and clears the cookie.
+  const again = await signIn(a.page);
+  assert.ok((await contextA.cookies()).some((c) => c.name === cookieName));
+  const revoke = a.page.waitForResponse(`${ISSUER}/oauth/revoke`);
+  await a.page.click('#logout');
+  assert.equal((await revoke).status(), 200);
+  await a.page.locator('#signed-out').waitFor();
+  assert.ok(!(await contextA.cookies()).some((c) => c.name === cookieName), 'Log out clears the refresh cookie');
+  const r = await fetch(ME_URL, { headers: { Authorization: `Bearer ${again.body.access_token}` } });
+  assert.equal(r.status, 401, 'the access token is revoked');
+  await a.page.reload();
+  await a.page.locator('body[data-ready="true"]').waitFor();
+  assert.ok(await a.page.isVisible('#signed-out'), 'after Log out a reload shows the sign-in screen');
 });
 
 test('body mode: cancel, sign in, refresh on 401, reload forgets, log out', async (t) => {
