@@ -139,6 +139,9 @@ pub struct ClientCreate {
     pub origins: Vec<String>,
     #[arg(long = "audience", value_name = "A")]
     pub audiences: Vec<String>,
+    /// Deliver the refresh token in an HttpOnly cookie scoped to /oauth/token (browser apps).
+    #[arg(long = "refresh-cookie")]
+    pub refresh_cookie: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -453,6 +456,7 @@ async fn client(cmd: ClientCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<
                 scopes: args.scopes,
                 allowed_origins: args.origins,
                 audiences: args.audiences,
+                refresh_token_cookie: args.refresh_cookie,
             };
             let created = clients::register(&ctx, new, None, cli_meta()).await?;
             if json_out {

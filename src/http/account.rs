@@ -76,6 +76,7 @@ pub async fn end_session(
     responses((status = 204, description = "the current session ended"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn logout(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (principal, user_id) = caller(&ctx, &req).await?;
+    let client_id = principal.client_id.clone();
     sessions::end(
         &ctx,
         principal.session_id,
@@ -84,7 +85,10 @@ pub async fn logout(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpRespons
         meta(&req),
     )
     .await?;
-    Ok(HttpResponse::NoContent().finish())
+    let mut response = HttpResponse::NoContent().finish();
+    // A browser client's refresh cookie belongs to the session that just ended.
+    super::oauth::clear_refresh_cookie(&mut response, &client_id);
+    Ok(response)
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]

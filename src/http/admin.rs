@@ -226,6 +226,9 @@ pub struct NewClientBody {
     #[serde(default)]
     #[schema(value_type = Vec<crate::http::openapi::Audience>)]
     audiences: Vec<String>,
+    /// Deliver the refresh token in an HttpOnly cookie instead of the response body (browser apps).
+    #[serde(default)]
+    refresh_token_cookie: bool,
 }
 
 /// `POST /admin/clients`
@@ -247,6 +250,7 @@ pub async fn create_client(
         scopes: body.scopes,
         allowed_origins: body.allowed_origins,
         audiences: body.audiences,
+        refresh_token_cookie: body.refresh_token_cookie,
     };
     let created = clients::register(&ctx, new, Some(actor), meta(&req)).await?;
     ctx.origins.reload(&ctx.pool).await?;

@@ -14,12 +14,15 @@ pub async fn metadata(ctx: web::Data<Ctx>) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(json!({
             "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/oauth/authorize"),
             "token_endpoint": format!("{issuer}/oauth/token"),
             "revocation_endpoint": format!("{issuer}/oauth/revoke"),
             "introspection_endpoint": format!("{issuer}/oauth/introspect"),
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-            "grant_types_supported": ["password", "refresh_token", "client_credentials"],
-            "response_types_supported": [],
+            "grant_types_supported": ["authorization_code", "password", "refresh_token", "client_credentials"],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "authorization_response_iss_parameter_supported": true,
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

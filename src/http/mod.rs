@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod authorize;
 pub mod bearer;
 pub mod client_auth;
 pub mod discovery;
@@ -136,6 +137,12 @@ one_method!(delete, delete, "DELETE");
 /// Every route tokend serves.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/oauth/authorize")
+            .route(web::get().to(authorize::show))
+            .route(web::post().to(authorize::submit))
+            .default_service(web::to(method_not_allowed("GET, POST"))),
+    )
+    .service(
         web::resource("/oauth/token")
             .route(web::post().to(oauth::token))
             .default_service(web::to(method_not_allowed("POST"))),

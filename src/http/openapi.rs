@@ -52,17 +52,43 @@ pub struct Audience(String);
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct TokenRequest {
-    /// `password`, `refresh_token` or `client_credentials`
-    #[schema(pattern = "^(password|refresh_token|client_credentials)$")]
+    /// `authorization_code`, `password`, `refresh_token` or `client_credentials`
+    #[schema(pattern = "^(authorization_code|password|refresh_token|client_credentials)$")]
     grant_type: String,
     client_id: Option<String>,
     client_secret: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    /// Optional for a client registered with `refresh_token_cookie`: the cookie carries it
     refresh_token: Option<String>,
+    /// `authorization_code`: the code from the redirect
+    code: Option<String>,
+    /// `authorization_code`: exactly the authorization request's
+    redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier (RFC 7636)
+    code_verifier: Option<String>,
     /// Space-separated; narrows what the client and user may hold
     scope: Option<String>,
     device_name: Option<String>,
+}
+
+/// `POST /oauth/authorize`: the sign-in form, with the authorization request in hidden fields.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SignInForm {
+    response_type: String,
+    client_id: String,
+    redirect_uri: String,
+    state: Option<String>,
+    scope: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    /// The page's anti-forgery value (bound to an HttpOnly cookie)
+    csrf_token: String,
+    username: Option<String>,
+    password: Option<String>,
+    /// `sign_in` or `cancel`
+    action: Option<String>,
 }
 
 /// `POST /oauth/revoke` and `POST /oauth/introspect` parameters.
@@ -165,6 +191,8 @@ impl Modify for SecuritySchemes {
 #[openapi(
     info(title = "tokend", description = "OAuth 2 token service: JWT access tokens, rotating refresh tokens, revocation that sticks."),
     paths(
+        super::authorize::show,
+        super::authorize::submit,
         super::oauth::token,
         super::oauth::revoke,
         super::oauth::introspect,

@@ -29,6 +29,8 @@ pub struct ClientInfo {
     pub scopes: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub audiences: Vec<String>,
+    /// The refresh token travels in an HttpOnly cookie instead of the response body.
+    pub refresh_token_cookie: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -51,6 +53,7 @@ impl ClientInfo {
             scopes: split(&row.scopes),
             allowed_origins: split(&row.allowed_origins),
             audiences: split(&row.audiences),
+            refresh_token_cookie: row.refresh_token_cookie,
             created_at: row.created_at.and_utc(),
         }
     }
@@ -108,6 +111,15 @@ pub async fn authenticate(ctx: &Ctx, creds: ClientCredentials) -> Result<ClientI
     }
 }
 
+/// A registered, not deleted client by its id.
+pub async fn find(ctx: &Ctx, client_id: String) -> Result<Option<ClientInfo>> {
+    let row = ctx
+        .pool
+        .run(move |conn| store::clients::find(conn, &client_id).map_err(ServiceError::from))
+        .await?;
+    Ok(row.as_ref().map(ClientInfo::from_row))
+}
+
 /// A client to register.
 #[derive(Debug, Clone, Default)]
 pub struct NewClient {
@@ -119,6 +131,7 @@ pub struct NewClient {
     pub scopes: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub audiences: Vec<String>,
+    pub refresh_token_cookie: bool,
 }
 
 /// A registered client and, for a confidential one, its secret (shown this once).
@@ -199,6 +212,18 @@ pub fn create(conn: &mut Conn, new: NewClient) -> Result<CreatedClient> {
         .map_err(|e| ServiceError::InvalidRequest(format!("scopes: {e}")))?;
     check_list("allowed_origins", &new.allowed_origins, is_origin)?;
     check_list("audiences", &new.audiences, |_| true)?;
+    if new.refresh_token_cookie {
+        if !new.grant_types.iter().any(|g| g == "refresh_token") {
+            return Err(ServiceError::InvalidRequest(
+                "refresh_token_cookie: the client needs the refresh_token grant".to_owned(),
+            ));
+        }
+        if new.allowed_origins.is_empty() {
+            return Err(ServiceError::InvalidRequest(
+                "refresh_token_cookie: a browser client needs allowed_origins".to_owned(),
+            ));
+        }
+    }
     let client_id = match new.client_id {
         Some(id) => {
             if id.is_empty()
@@ -228,6 +253,7 @@ pub fn create(conn: &mut Conn, new: NewClient) -> Result<CreatedClient> {
         audiences: new.audiences.join(" "),
         created_at: store::now(),
         deleted_at: None,
+        refresh_token_cookie: new.refresh_token_cookie,
     };
     match store::clients::insert(conn, &row) {
         Err(store::StoreError::Conflict) => {

@@ -44,6 +44,7 @@ impl std::fmt::Debug for TokenResponse {
 /// Session kinds.
 pub const KIND_PASSWORD: &str = "password";
 pub const KIND_CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const KIND_AUTHORIZATION_CODE: &str = "authorization_code";
 
 const BAD_CREDENTIALS: &str = "invalid username or password";
 const BAD_REFRESH: &str = "the refresh token is invalid, expired or revoked";
@@ -163,31 +164,32 @@ fn throttled(seconds: u64, client: &ClientInfo) -> ServiceError {
     ServiceError::Throttled(seconds)
 }
 
-/// The password grant (RFC 6749 §4.3): first-party clients that list it only.
-pub async fn password(
+/// A user whose password checked out, and the new hash when the stored one needs upgrading.
+pub struct SignedIn {
+    pub user: crate::store::models::User,
+    pub rehash: Option<String>,
+}
+
+/// Checks a username and password the way every sign-in does (the password grant and the sign-in
+/// page): throttled before any Argon2 work, the same answer for an unknown user and a wrong
+/// password, each failure counted and audited.
+pub(crate) async fn verify_credentials(
     ctx: &Ctx,
-    client: ClientInfo,
+    client: &ClientInfo,
     username: String,
     password: String,
-    requested: Option<ScopeSet>,
-    device_name: Option<String>,
-    meta: RequestMeta,
-) -> Result<TokenResponse> {
-    if !client.allows_grant("password") {
-        return Err(ServiceError::UnauthorizedClient(
-            "this client may not use the password grant".to_owned(),
-        ));
-    }
-    let throttle_keys = throttle::keys(&username, &meta);
+    meta: &RequestMeta,
+) -> Result<SignedIn> {
+    let throttle_keys = throttle::keys(&username, meta);
     if password.chars().count() > MAX_PASSWORD_LEN || username.len() > 256 {
         // Refused before Argon2 ever sees it (SECURITY.md 24), and still audited and counted.
         return Err(signin_failure(
             ctx,
             None,
             "credentials_too_long",
-            &client,
+            client,
             throttle_keys,
-            meta,
+            meta.clone(),
         )
         .await);
     }
@@ -201,7 +203,7 @@ pub async fn password(
         })
         .await;
     let user = match user {
-        Err(ServiceError::Throttled(seconds)) => return Err(throttled(seconds, &client)),
+        Err(ServiceError::Throttled(seconds)) => return Err(throttled(seconds, client)),
         other => other?,
     };
     // Guesses sent all at once pass the first check together and queue for Argon2. Each looks
@@ -215,7 +217,7 @@ pub async fn password(
         .await;
     if let Err(ServiceError::Throttled(seconds)) = recheck {
         drop(turn);
-        return Err(throttled(seconds, &client));
+        return Err(throttled(seconds, client));
     }
     recheck?;
     let verified = ctx
@@ -234,7 +236,8 @@ pub async fn password(
     };
     if let Some(reason) = failure {
         let user_id = user.as_ref().map(|u| u.id.clone());
-        let recorded = signin_failure(ctx, user_id, reason, &client, throttle_keys, meta).await;
+        let recorded =
+            signin_failure(ctx, user_id, reason, client, throttle_keys, meta.clone()).await;
         drop(turn);
         return Err(recorded);
     }
@@ -243,71 +246,146 @@ pub async fn password(
     let Some(user) = user else {
         return Err(ServiceError::InvalidGrant(BAD_CREDENTIALS.to_owned()));
     };
-    let mut allowed = client.scope_set();
-    if !user.is_admin {
-        allowed = allowed.without(ADMIN);
-    }
-    let granted = scope::grant(requested.as_ref(), &allowed).map_err(ServiceError::InvalidScope)?;
     let rehash = match verified {
         Verified::Yes { needs_rehash: true } => Some(ctx.hasher.hash(password).await?),
         _ => None,
     };
+    Ok(SignedIn { user, rehash })
+}
+
+/// The scopes `client` may grant to `user`: the client's, less `admin` for a user who is not one.
+pub(crate) fn allowed_scopes(client: &ClientInfo, user: &crate::store::models::User) -> ScopeSet {
+    let allowed = client.scope_set();
+    if user.is_admin {
+        allowed
+    } else {
+        allowed.without(ADMIN)
+    }
+}
+
+/// A successful sign-in, inside the caller's transaction: the throttle counters reset, and the
+/// password hash upgraded when it was made with older parameters.
+pub(crate) fn record_signin_in_tx(conn: &mut Conn, signed_in: &SignedIn) -> store::Result<()> {
+    throttle::record_success(conn, &signed_in.user.username)?;
+    if let Some(hash) = &signed_in.rehash {
+        store::users::set_password_hash(conn, &signed_in.user.id, hash, store::now(), false)?;
+    }
+    Ok(())
+}
+
+/// A new user session: its row, an access token and a refresh token, and an audit event (inside
+/// the caller's transaction).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open_user_session_in_tx(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    key: &SigningKey,
+    signed_in: &SignedIn,
+    client: &ClientInfo,
+    granted: &ScopeSet,
+    kind: &str,
+    device_name: Option<String>,
+    meta: &RequestMeta,
+) -> store::Result<(Session, TokenResponse)> {
+    let now = store::now();
+    let user = &signed_in.user;
+    let session = Session {
+        id: new_id(),
+        user_id: Some(user.id.clone()),
+        client_id: client.client_id.clone(),
+        kind: kind.to_owned(),
+        scope: granted.to_string(),
+        device_name: device_name.map(|d| d.chars().take(200).collect::<String>()),
+        user_agent: meta
+            .user_agent
+            .as_ref()
+            .map(|ua| ua.chars().take(500).collect()),
+        ip: meta.ip.clone(),
+        created_at: now,
+        last_used_at: now,
+        expires_at: now + chrono_duration(ctx.config.session_max_age),
+        revoked_at: None,
+        revoked_reason: None,
+    };
+    store::tokens::insert_session(conn, &session)?;
+    let (access_token, jti, expires_in) =
+        issue_access_token(conn, ctx, key, &session, client, granted, now)?;
+    // A refresh token only for a client that may use the refresh grant.
+    let refresh = if client.allows_grant("refresh_token") {
+        let refresh = OpaqueToken::generate(TokenKind::Refresh);
+        store::tokens::insert_refresh_token(
+            conn,
+            &refresh_row(ctx, &refresh, &session, &jti, None, now),
+        )?;
+        Some(refresh)
+    } else {
+        None
+    };
+    audit::record(
+        conn,
+        Event {
+            // A code's sign-in was recorded when the code was issued.
+            kind: match kind {
+                KIND_AUTHORIZATION_CODE => "code_exchanged",
+                _ => "signin_success",
+            },
+            reason: Some(match kind {
+                KIND_AUTHORIZATION_CODE => "authorization_code",
+                _ => "password_grant",
+            }),
+            user_id: Some(&user.id),
+            session_id: Some(&session.id),
+            client_id: Some(&client.client_id),
+            ..Default::default()
+        },
+        meta,
+    )?;
+    let response = TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        refresh_token: refresh.map(OpaqueToken::into_inner),
+        scope: granted.to_string(),
+    };
+    Ok((session, response))
+}
+
+/// The password grant (RFC 6749 §4.3): first-party clients that list it only.
+pub async fn password(
+    ctx: &Ctx,
+    client: ClientInfo,
+    username: String,
+    password: String,
+    requested: Option<ScopeSet>,
+    device_name: Option<String>,
+    meta: RequestMeta,
+) -> Result<TokenResponse> {
+    if !client.allows_grant("password") {
+        return Err(ServiceError::UnauthorizedClient(
+            "this client may not use the password grant".to_owned(),
+        ));
+    }
+    let signed_in = verify_credentials(ctx, &client, username, password, &meta).await?;
+    let allowed = allowed_scopes(&client, &signed_in.user);
+    let granted = scope::grant(requested.as_ref(), &allowed).map_err(ServiceError::InvalidScope)?;
     let key = ctx.keys.signing_key()?;
     let ctx2 = ctx.clone();
-    let device_name = device_name.map(|d| d.chars().take(200).collect::<String>());
     ctx.pool
         .run(move |conn| {
             conn.write(|conn| {
-                let now = store::now();
-                throttle::record_success(conn, &user.username)?;
-                if let Some(hash) = &rehash {
-                    store::users::set_password_hash(conn, &user.id, hash, now, false)?;
-                }
-                let session = Session {
-                    id: new_id(),
-                    user_id: Some(user.id.clone()),
-                    client_id: client.client_id.clone(),
-                    kind: KIND_PASSWORD.to_owned(),
-                    scope: granted.to_string(),
+                record_signin_in_tx(conn, &signed_in)?;
+                open_user_session_in_tx(
+                    conn,
+                    &ctx2,
+                    &key,
+                    &signed_in,
+                    &client,
+                    &granted,
+                    KIND_PASSWORD,
                     device_name,
-                    user_agent: meta
-                        .user_agent
-                        .as_ref()
-                        .map(|ua| ua.chars().take(500).collect()),
-                    ip: meta.ip.clone(),
-                    created_at: now,
-                    last_used_at: now,
-                    expires_at: now + chrono_duration(ctx2.config.session_max_age),
-                    revoked_at: None,
-                    revoked_reason: None,
-                };
-                store::tokens::insert_session(conn, &session)?;
-                let (access_token, jti, expires_in) =
-                    issue_access_token(conn, &ctx2, &key, &session, &client, &granted, now)?;
-                let refresh = OpaqueToken::generate(TokenKind::Refresh);
-                store::tokens::insert_refresh_token(
-                    conn,
-                    &refresh_row(&ctx2, &refresh, &session, &jti, None, now),
-                )?;
-                audit::record(
-                    conn,
-                    Event {
-                        kind: "signin_success",
-                        reason: Some("password_grant"),
-                        user_id: Some(&user.id),
-                        session_id: Some(&session.id),
-                        client_id: Some(&client.client_id),
-                        ..Default::default()
-                    },
                     &meta,
-                )?;
-                Ok(TokenResponse {
-                    access_token,
-                    token_type: "Bearer",
-                    expires_in,
-                    refresh_token: Some(refresh.into_inner()),
-                    scope: granted.to_string(),
-                })
+                )
+                .map(|(_, response)| response)
             })
             .map_err(ServiceError::from)
         })

@@ -3,6 +3,7 @@
 //! on blocking pools, never on the caller's async worker.
 
 pub mod audit;
+pub mod authorize;
 pub mod bootstrap;
 pub mod clients;
 pub mod grants;

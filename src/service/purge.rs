@@ -63,6 +63,7 @@ pub fn run_blocking(conn: &mut Conn, retention: Duration, dry_run: bool) -> stor
     }
     // Throttling rows nobody touched for a day carry no information any more.
     conn.write(|conn| store::throttle::delete_stale(conn, now - chrono::TimeDelta::days(1)))?;
+    conn.write(|conn| store::purge::delete_expired_codes(conn, ended_before))?;
     loop {
         let n = conn.write(|conn| {
             store::purge::delete_expired_access_tokens(conn, expired_before, BATCH)

@@ -41,6 +41,8 @@ pub enum Reason {
     PersonalTokenDeleted,
     /// A client revoked a personal access token (RFC 7009).
     PersonalTokenRevoked,
+    /// An authorization code was presented a second time (RFC 6749 §4.1.2).
+    CodeReuse,
 }
 
 impl Reason {
@@ -59,6 +61,7 @@ impl Reason {
             Reason::AdminSessionEnded => "admin_session_ended",
             Reason::PersonalTokenDeleted => "personal_token_deleted",
             Reason::PersonalTokenRevoked => "personal_token_revoked",
+            Reason::CodeReuse => "code_reuse",
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod clients;
+pub mod codes;
 pub mod keys;
 pub mod models;
 pub mod purge;

@@ -32,6 +32,7 @@ pub struct Client {
     pub audiences: String,
     pub created_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
+    pub refresh_token_cookie: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -125,4 +126,19 @@ pub struct LoginAttempt {
     pub window_started_at: NaiveDateTime,
     pub blocked_until: Option<NaiveDateTime>,
     pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = auth_codes)]
+pub struct AuthCode {
+    pub code_hash: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub code_challenge: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub session_id: Option<String>,
 }

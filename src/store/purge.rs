@@ -9,7 +9,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{access_tokens, personal_access_tokens, refresh_tokens, sessions};
+use super::schema::{access_tokens, auth_codes, personal_access_tokens, refresh_tokens, sessions};
 use super::{Conn, Result};
 use crate::db;
 
@@ -48,6 +48,7 @@ pub fn ended_sessions(
 /// Deletes these sessions with every row that belongs to them (call inside a write transaction).
 pub fn delete_sessions(conn: &mut Conn, ids: &[String]) -> Result<Counts> {
     db!(conn, c => {
+        diesel::delete(auth_codes::table.filter(auth_codes::session_id.eq_any(ids))).execute(c)?;
         let personal = diesel::delete(personal_access_tokens::table.filter(personal_access_tokens::session_id.eq_any(ids)))
             .execute(c)?;
         let refresh = diesel::delete(refresh_tokens::table.filter(refresh_tokens::session_id.eq_any(ids))).execute(c)?;
@@ -60,6 +61,15 @@ pub fn delete_sessions(conn: &mut Conn, ids: &[String]) -> Result<Counts> {
             personal_access_tokens: personal as u64,
         })
     })
+}
+
+/// Deletes authorization codes that expired before `expired_before`: kept as long as ended
+/// sessions are, so a late replay of a used code is still recognised.
+pub fn delete_expired_codes(conn: &mut Conn, expired_before: NaiveDateTime) -> Result<u64> {
+    Ok(
+        db!(conn, c => diesel::delete(auth_codes::table.filter(auth_codes::expires_at.lt(expired_before)))
+        .execute(c))? as u64,
+    )
 }
 
 /// Deletes up to `batch` access tokens that expired before `expired_before`.

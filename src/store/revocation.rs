@@ -5,7 +5,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{access_tokens, personal_access_tokens, refresh_tokens, sessions};
+use super::schema::{access_tokens, auth_codes, personal_access_tokens, refresh_tokens, sessions};
 use super::{Conn, Result};
 use crate::db;
 
@@ -84,6 +84,24 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
         let ended = diesel::update(sessions::table.filter(sessions::id.eq_any(live_sessions())))
             .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
             .execute(c)?;
+        // Codes issued but not yet exchanged would open new sessions after a logout-all, a
+        // password change, disabling or deleting a client: they are used up with the rest.
+        let pending_codes = diesel::update(auth_codes::table.filter(auth_codes::used_at.is_null()));
+        match scope {
+            Scope::User { user_id, .. } => {
+                pending_codes
+                    .filter(auth_codes::user_id.eq(user_id.clone()))
+                    .set(auth_codes::used_at.eq(now))
+                    .execute(c)?;
+            }
+            Scope::Client(client_id) => {
+                pending_codes
+                    .filter(auth_codes::client_id.eq(client_id.clone()))
+                    .set(auth_codes::used_at.eq(now))
+                    .execute(c)?;
+            }
+            Scope::Session(_) | Scope::PersonalTokensNamed { .. } => {}
+        }
         Ok(Counts {
             sessions_revoked: ended as u64,
             access_tokens_revoked: access as u64,

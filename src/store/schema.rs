@@ -28,6 +28,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    auth_codes (code_hash) {
+        code_hash -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        redirect_uri -> Text,
+        scope -> Text,
+        code_challenge -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        session_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     clients (id) {
         id -> Text,
         name -> Text,
@@ -40,6 +55,7 @@ diesel::table! {
         audiences -> Text,
         created_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        refresh_token_cookie -> Bool,
     }
 }
 
@@ -131,6 +147,9 @@ diesel::table! {
 }
 
 diesel::joinable!(access_tokens -> sessions (session_id));
+diesel::joinable!(auth_codes -> clients (client_id));
+diesel::joinable!(auth_codes -> sessions (session_id));
+diesel::joinable!(auth_codes -> users (user_id));
 diesel::joinable!(personal_access_tokens -> sessions (session_id));
 diesel::joinable!(personal_access_tokens -> users (user_id));
 diesel::joinable!(refresh_tokens -> access_tokens (access_token_jti));
@@ -141,6 +160,7 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     audit_events,
+    auth_codes,
     clients,
     login_attempts,
     personal_access_tokens,

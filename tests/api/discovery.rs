@@ -21,7 +21,15 @@ async fn metadata_names_the_endpoints() {
     assert_eq!(m["introspection_endpoint"], app.url("/oauth/introspect"));
     assert_eq!(m["jwks_uri"], app.url("/.well-known/jwks.json"));
     let grants = m["grant_types_supported"].as_array().expect("grants");
-    for g in ["password", "refresh_token", "client_credentials"] {
+    assert_eq!(m["authorization_endpoint"], app.url("/oauth/authorize"));
+    assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(m["authorization_response_iss_parameter_supported"], true);
+    for g in [
+        "authorization_code",
+        "password",
+        "refresh_token",
+        "client_credentials",
+    ] {
         assert!(grants.contains(&serde_json::json!(g)), "{g}");
     }
     assert_eq!(

@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod authorization_code;
 mod bad_requests;
 mod bearer;
 mod cli;

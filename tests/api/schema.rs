@@ -57,7 +57,7 @@ async fn every_foreign_key_has_an_index() {
             Ok(db!(conn, c => diesel::sql_query(sql).load::<ForeignKey>(c))?)
         })
         .await;
-    assert_eq!(fks.len(), 8, "found the foreign keys: {fks:?}");
+    assert_eq!(fks.len(), 11, "found the foreign keys: {fks:?}");
     let missing: Vec<String> = fks
         .iter()
         .filter(|f| f.indexed == 0)

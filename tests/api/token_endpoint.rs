@@ -20,10 +20,10 @@ async fn bad_requests_get_a_clear_4xx_and_change_nothing() {
             "unsupported_grant_type",
         ),
         (
-            "authorization_code is not enabled yet",
+            "authorization_code without a code",
             app.http.post(app.url("/oauth/token")).form(&[("grant_type", "authorization_code"), ("client_id", CLI)]),
             StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
+            "invalid_request",
         ),
         (
             "repeated parameter",

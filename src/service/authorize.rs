@@ -1,0 +1,261 @@
+//! The authorization code flow with PKCE (RFC 6749 §4.1, RFC 7636, RFC 9700 §2.1.1): a user signs
+//! in on tokend's own page, the client gets a code at its registered redirect URI and exchanges it
+//! at the token endpoint. Codes are 256 bits from the CSPRNG, stored only as their SHA-256, live
+//! 60 s and are used once; a code presented a second time ends the session its first use opened.
+
+use chrono::NaiveDateTime;
+use sha2::{Digest, Sha256};
+
+use super::audit::{self, Event};
+use super::clients::ClientInfo;
+use super::grants::{self, SignedIn, TokenResponse, KIND_AUTHORIZATION_CODE};
+use super::revocation::{self, Reason};
+use super::scope::{self, ScopeSet};
+use super::{Ctx, RequestMeta, Result, ServiceError};
+use crate::crypto::{b64url, constant_time_eq, random_bytes, sha256_hex};
+use crate::store::models::AuthCode;
+use crate::store::{self, Conn};
+
+/// How long a code can be exchanged (RFC 6749 §4.1.2 recommends at most 10 minutes).
+pub const CODE_TTL_SECS: i64 = 60;
+
+const BAD_CODE: &str = "the authorization code is invalid, expired or already used";
+
+/// A PKCE `code_challenge` for S256 is the base64url SHA-256 of the verifier: 43 characters.
+pub fn is_s256_challenge(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A `code_verifier` (RFC 7636 §4.1): 43 to 128 unreserved characters.
+pub fn is_code_verifier(value: &str) -> bool {
+    (43..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+fn s256(verifier: &str) -> String {
+    b64url(&Sha256::digest(verifier.as_bytes()))
+}
+
+/// What the user approved on the sign-in page, to be turned into a code.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub client: ClientInfo,
+    pub redirect_uri: String,
+    pub requested: Option<ScopeSet>,
+    pub code_challenge: Option<String>,
+}
+
+/// Checks the user's credentials on the sign-in page: the same throttling, timing and audit as the
+/// password grant.
+pub async fn sign_in(
+    ctx: &Ctx,
+    client: &ClientInfo,
+    username: String,
+    password: String,
+    meta: &RequestMeta,
+) -> Result<SignedIn> {
+    grants::verify_credentials(ctx, client, username, password, meta).await
+}
+
+/// Issues a code for a signed-in user. `invalid_scope` when the user may not hold what was asked
+/// for (an `admin` scope for a user who is not an admin).
+pub async fn issue_code(
+    ctx: &Ctx,
+    signed_in: SignedIn,
+    approval: Approval,
+    meta: RequestMeta,
+) -> Result<String> {
+    let allowed = grants::allowed_scopes(&approval.client, &signed_in.user);
+    let granted =
+        scope::grant(approval.requested.as_ref(), &allowed).map_err(ServiceError::InvalidScope)?;
+    let code = format!("tokend_ac_{}", b64url(&random_bytes::<32>()));
+    let row = AuthCode {
+        code_hash: sha256_hex(code.as_bytes()),
+        client_id: approval.client.client_id.clone(),
+        user_id: signed_in.user.id.clone(),
+        redirect_uri: approval.redirect_uri,
+        scope: granted.to_string(),
+        code_challenge: approval.code_challenge,
+        created_at: store::now(),
+        expires_at: store::now() + chrono::Duration::seconds(CODE_TTL_SECS),
+        used_at: None,
+        session_id: None,
+    };
+    ctx.pool
+        .run(move |conn| {
+            conn.write(|conn| {
+                grants::record_signin_in_tx(conn, &signed_in)?;
+                store::codes::insert(conn, &row)?;
+                audit::record(
+                    conn,
+                    Event {
+                        kind: "signin_success",
+                        reason: Some("authorization_page"),
+                        user_id: Some(&signed_in.user.id),
+                        client_id: Some(&row.client_id),
+                        ..Default::default()
+                    },
+                    &meta,
+                )
+            })
+            .map_err(ServiceError::from)
+        })
+        .await?;
+    Ok(code)
+}
+
+/// The `authorization_code` grant at the token endpoint (RFC 6749 §4.1.3, RFC 7636 §4.6).
+pub async fn exchange(
+    ctx: &Ctx,
+    client: ClientInfo,
+    code: String,
+    redirect_uri: String,
+    verifier: Option<String>,
+    meta: RequestMeta,
+) -> Result<TokenResponse> {
+    if !client.allows_grant("authorization_code") {
+        return Err(ServiceError::UnauthorizedClient(
+            "this client may not use the authorization_code grant".to_owned(),
+        ));
+    }
+    if code.len() > 200 || redirect_uri.len() > 2000 {
+        return Err(ServiceError::InvalidGrant(BAD_CODE.to_owned()));
+    }
+    let key = ctx.keys.signing_key()?;
+    let ctx2 = ctx.clone();
+    ctx.pool
+        .run(move |conn| {
+            conn.write(|conn| {
+                exchange_in_tx(
+                    conn,
+                    &ctx2,
+                    &key,
+                    &client,
+                    &code,
+                    &redirect_uri,
+                    verifier.as_deref(),
+                    &meta,
+                )
+            })
+            .map_err(ServiceError::from)?
+        })
+        .await
+}
+
+/// Inside one write transaction. Refusals that must stick (a used-up code, a session ended for a
+/// replayed code) are `Ok(Err(..))`, so that the transaction commits them.
+#[allow(clippy::too_many_arguments)]
+fn exchange_in_tx(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    key: &crate::crypto::keys::SigningKey,
+    client: &ClientInfo,
+    code: &str,
+    redirect_uri: &str,
+    verifier: Option<&str>,
+    meta: &RequestMeta,
+) -> store::Result<Result<TokenResponse>> {
+    let refused = |why: &str| -> store::Result<Result<TokenResponse>> {
+        tracing::info!(client_id = %client.client_id, why, "authorization code refused");
+        Ok(Err(ServiceError::InvalidGrant(BAD_CODE.to_owned())))
+    };
+    let now: NaiveDateTime = store::now();
+    let hash = sha256_hex(code.as_bytes());
+    let Some(row) = store::codes::find(conn, &hash)? else {
+        return refused("unknown");
+    };
+    if row.client_id != client.client_id {
+        // Another client's code: refused, and left alone (the rightful client may still use it).
+        return refused("another client's code");
+    }
+    if row.used_at.is_some() || store::codes::claim(conn, &hash, now)? == 0 {
+        // A second use: whatever the first use issued is revoked (RFC 6749 §4.1.2).
+        if let Some(session_id) = &row.session_id {
+            let counts = revocation::end_session_in_tx(
+                conn,
+                session_id,
+                Reason::CodeReuse,
+                "code_reuse",
+                Event {
+                    user_id: Some(&row.user_id),
+                    session_id: Some(session_id),
+                    client_id: Some(&client.client_id),
+                    ..Default::default()
+                },
+                meta,
+            )?;
+            if counts.sessions_revoked > 0 {
+                tracing::warn!(%session_id, client_id = %client.client_id, "authorization code reuse: session revoked");
+            }
+        }
+        return refused("already used");
+    }
+    // From here on the code is used up, whatever the outcome: a wrong verifier or redirect URI
+    // means someone other than the client may hold it.
+    if row.expires_at <= now {
+        return refused("expired");
+    }
+    if row.redirect_uri != redirect_uri {
+        return refused("redirect_uri differs from the authorization request");
+    }
+    match (&row.code_challenge, verifier) {
+        (Some(challenge), Some(verifier)) => {
+            if !is_code_verifier(verifier) || !constant_time_eq(challenge, &s256(verifier)) {
+                return refused("code_verifier does not match the challenge");
+            }
+        }
+        (Some(_), None) => return refused("code_verifier missing"),
+        // A verifier without a challenge is refused too (RFC 9700 §2.1.1: downgrade defence).
+        (None, Some(_)) => return refused("code_verifier without a challenge"),
+        (None, None) => {}
+    }
+    let Some(user) = store::users::find_by_id(conn, &row.user_id)? else {
+        return refused("user gone");
+    };
+    if user.disabled_at.is_some() {
+        return refused("user disabled");
+    }
+    let signed_in = SignedIn { user, rehash: None };
+    let granted = ScopeSet::from_stored(&row.scope);
+    let (session, response) = grants::open_user_session_in_tx(
+        conn,
+        ctx,
+        key,
+        &signed_in,
+        client,
+        &granted,
+        KIND_AUTHORIZATION_CODE,
+        None,
+        meta,
+    )?;
+    store::codes::set_session(conn, &hash, &session.id)?;
+    Ok(Ok(response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s256_matches_rfc_7636_appendix_b() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert!(is_code_verifier(verifier));
+        let challenge = s256(verifier);
+        assert_eq!(challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert!(is_s256_challenge(&challenge));
+    }
+
+    #[test]
+    fn verifier_and_challenge_shapes() {
+        assert!(!is_code_verifier("short"));
+        assert!(!is_code_verifier(&"a".repeat(129)));
+        assert!(!is_code_verifier(&format!("{}+", "a".repeat(50))));
+        assert!(!is_s256_challenge(&"a".repeat(44)));
+        assert!(!is_s256_challenge(&format!("{}=", "a".repeat(42))));
+    }
+}
