@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::password_hash::PasswordHasher as _;
 use argon2::Argon2;
 use tokio::sync::Semaphore;
 
@@ -15,6 +15,8 @@ const MIN_T_COST: u32 = 2;
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     dummy_hash: Arc<str>,
+    /// Argon2's working memory (19 MiB each), reused: at most one per permit ever exists.
+    memory: Arc<parking_lot::Mutex<Vec<Vec<argon2::Block>>>>,
 }
 
 /// A turn on the hashing pool (see [`PasswordHasher::turn`]). Never take a second one while
@@ -35,6 +37,7 @@ impl PasswordHasher {
         Ok(PasswordHasher {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: dummy.into(),
+            memory: Arc::default(),
         })
     }
 
@@ -70,11 +73,12 @@ impl PasswordHasher {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let span = tracing::Span::current();
+        let memory = self.memory.clone();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let ok = Argon2::default()
-                .verify_password(password.as_bytes(), stored.as_str())
-                .is_ok();
+            let mut blocks = memory.lock().pop().unwrap_or_default();
+            let ok = verify_with_memory(password.as_bytes(), &stored, &mut blocks);
+            memory.lock().push(blocks);
             Ok(if ok && known {
                 Verified::Yes {
                     needs_rehash: needs_rehash(&stored),
@@ -85,6 +89,44 @@ impl PasswordHasher {
         })
         .await?
     }
+}
+
+/// Verifies `password` against a PHC string in `blocks` (grown to the hash's memory cost on first
+/// use). What `Argon2::verify_password` does, without a fresh 19 MiB allocation per call: with one
+/// per sign-in, glibc kept a 19 MiB heap per blocking thread and the server's RSS grew past 500 MiB
+/// under a login flood (docs/benchmarks.md), and every hash first page-faulted its memory in.
+fn verify_with_memory(password: &[u8], stored: &str, blocks: &mut Vec<argon2::Block>) -> bool {
+    use argon2::{Algorithm, Params, PasswordHash, Version};
+    use subtle::ConstantTimeEq as _;
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&hash) else {
+        return false;
+    };
+    let needed = params.block_count();
+    if blocks.len() < needed {
+        blocks.resize(needed, argon2::Block::default());
+    }
+    let expected = expected.as_bytes();
+    let mut out = vec![0u8; expected.len()];
+    let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password,
+        salt,
+        &mut out,
+        &mut blocks[..needed],
+    );
+    computed.is_ok() && bool::from(out.as_slice().ct_eq(expected))
 }
 
 /// Hashes on the current thread (start-up and the CLI).
@@ -166,5 +208,52 @@ mod tests {
                 .expect("verify"),
             Verified::No
         );
+    }
+
+    /// The reused-memory verification agrees with argon2's own, for every parameter set a stored
+    /// hash may carry (weaker, older hashes included) and with one buffer shared across them.
+    #[test]
+    fn verifying_in_reused_memory_agrees_with_argon2() {
+        use argon2::password_hash::PasswordVerifier as _;
+        use argon2::{Algorithm, Params, Version};
+        let mut blocks = Vec::new();
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 3, 1, None).expect("params"),
+        )
+        .hash_password(b"older password")
+        .expect("hash")
+        .to_string();
+        let argon2i = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(8192, 2, 1, None).expect("params"),
+        )
+        .hash_password(b"older password")
+        .expect("hash")
+        .to_string();
+        let current = hash_blocking("correct horse").expect("hash");
+        for (stored, password) in [
+            (&current, "correct horse"),
+            (&weak, "older password"),
+            (&argon2i, "older password"),
+            (&current, "correct horse"),
+        ] {
+            for attempt in [password, "wrong", ""] {
+                let theirs = Argon2::default()
+                    .verify_password(attempt.as_bytes(), stored.as_str())
+                    .is_ok();
+                let ours = verify_with_memory(attempt.as_bytes(), stored, &mut blocks);
+                assert_eq!(ours, theirs, "{stored} with {attempt:?}");
+                assert_eq!(ours, attempt == password);
+            }
+        }
+        assert!(!verify_with_memory(b"x", "garbage", &mut blocks));
+        assert!(!verify_with_memory(
+            b"x",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ",
+            &mut blocks
+        ));
     }
 }

@@ -1,5 +1,9 @@
 //! Queries on `sessions`, `access_tokens` and `refresh_tokens`: issuing, finding and rotating.
 //! Revocation lives in [`super::revocation`].
+//!
+//! Lookups by a unique key use `get_result`, not `first`: `first` adds `LIMIT ?`, and SQLite
+//! (3.47+) plans with the bound LIMIT value, so rebinding it expires the cached statement and every
+//! execution parsed and planned the query again (a third of a refresh's CPU; docs/benchmarks.md).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -28,7 +32,7 @@ pub fn find_session(conn: &mut Conn, id: &str) -> Result<Option<Session>> {
     Ok(db!(conn, c => sessions::table
         .find(id)
         .select(Session::as_select())
-        .first(c)
+        .get_result(c)
         .optional())?)
 }
 
@@ -41,7 +45,7 @@ pub fn find_refresh_by_hash(
         .inner_join(sessions::table)
         .filter(refresh_tokens::token_hash.eq(hash))
         .select((RefreshToken::as_select(), Session::as_select()))
-        .first(c)
+        .get_result(c)
         .optional())?)
 }
 
@@ -84,7 +88,7 @@ pub fn find_access_context(conn: &mut Conn, jti: &str) -> Result<Option<AccessTo
             Session::as_select(),
             (users::username, users::is_admin, users::disabled_at).nullable(),
         ))
-        .first(c)
+        .get_result(c)
         .optional())?)
 }
 
@@ -149,7 +153,7 @@ pub fn find_personal_by_hash(conn: &mut Conn, hash: &str) -> Result<Option<Perso
             Session::as_select(),
             (users::username, users::is_admin, users::disabled_at),
         ))
-        .first(c)
+        .get_result(c)
         .optional())?)
 }
 
@@ -177,7 +181,7 @@ pub fn find_personal_token(
         .inner_join(sessions::table)
         .filter(personal_access_tokens::id.eq(id))
         .select((PersonalAccessToken::as_select(), Session::as_select()))
-        .first(c)
+        .get_result(c)
         .optional())?)
 }
 

@@ -1,0 +1,165 @@
+//! The in-process ceiling, measured in the same run on the same database before the load starts:
+//! what one request of each kind costs without HTTP, so every HTTP figure reads as a share of what
+//! the hardware allows.
+
+use std::time::{Duration, Instant};
+
+use tokend::crypto::jwt;
+use tokend::service::bootstrap::CLI_CLIENT_ID;
+use tokend::service::clients::{self, ClientCredentials};
+use tokend::service::{grants, Ctx, RequestMeta};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ceiling {
+    pub cores: usize,
+    pub sign: Duration,
+    pub verify: Duration,
+    /// The access-token lookup (token, session, user in one indexed query) on a held connection.
+    pub lookup: Duration,
+    /// A whole refresh through the service (blocking-pool hop, write transaction, signature).
+    pub refresh: Duration,
+    /// One Argon2id verification (m=19456 KiB, t=2, p=1) while every core runs one.
+    pub argon2: Duration,
+}
+
+impl Ceiling {
+    /// Requests per second if every core did nothing but this.
+    pub fn per_sec(&self, one: Duration) -> f64 {
+        self.cores as f64 / one.as_secs_f64().max(1e-9)
+    }
+
+    pub fn validation(&self) -> Duration {
+        self.verify + self.lookup
+    }
+}
+
+fn mean(total: Duration, n: u32) -> Duration {
+    total / n.max(1)
+}
+
+pub async fn measure(ctx: &Ctx, tokens: &[crate::seed::Tokens]) -> anyhow::Result<Ceiling> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let key = ctx.keys.signing_key()?;
+    let keys = ctx.keys.current();
+    let issuer = ctx.config.issuer.clone();
+    let access = tokens
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no session to measure with"))?
+        .access
+        .clone();
+    let claims = jwt::verify(&access, &keys, &issuer, &issuer, true)
+        .map_err(|e| anyhow::anyhow!("verifying a seeded token: {e}"))?;
+
+    // Signing and verifying, on a blocking thread (they are CPU work; keep the runtime free).
+    let (sign, verify) = {
+        let (key, keys, issuer, access, claims) = (
+            key.clone(),
+            keys.clone(),
+            issuer.clone(),
+            access.clone(),
+            claims.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(Duration, Duration)> {
+            let n = 2000;
+            let t = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(jwt::sign(&key, &claims)?);
+            }
+            let sign = mean(t.elapsed(), n);
+            let t = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(jwt::verify(&access, &keys, &issuer, &issuer, true).is_ok());
+            }
+            Ok((sign, mean(t.elapsed(), n)))
+        })
+        .await??
+    };
+
+    let jti = claims.jti.clone();
+    let lookup = ctx
+        .pool
+        .run(move |conn| {
+            let n = 2000;
+            for _ in 0..200 {
+                tokend::store::tokens::find_access_context(conn, &jti)?;
+            }
+            let t = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(tokend::store::tokens::find_access_context(conn, &jti)?);
+            }
+            Ok::<_, tokend::store::StoreError>(mean(t.elapsed(), n))
+        })
+        .await?;
+
+    // A refresh chain of its own (the last seeded session), through the service, one at a time.
+    let client = clients::authenticate(
+        ctx,
+        ClientCredentials {
+            client_id: CLI_CLIENT_ID.into(),
+            secret: None,
+        },
+    )
+    .await?;
+    let mut refresh_token = tokens
+        .last()
+        .ok_or_else(|| anyhow::anyhow!("no session"))?
+        .refresh
+        .clone();
+    // The best of five batches: the figure is what the machine allows, not what a noisy moment gave.
+    let mut refresh = Duration::MAX;
+    for batch in 0..6 {
+        let n = 200;
+        let t = Instant::now();
+        for _ in 0..n {
+            let next = grants::refresh(
+                ctx,
+                client.clone(),
+                refresh_token,
+                None,
+                RequestMeta::default(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("in-process refresh: {e}"))?;
+            refresh_token = next
+                .refresh_token
+                .ok_or_else(|| anyhow::anyhow!("no refresh token"))?;
+        }
+        if batch > 0 {
+            refresh = refresh.min(mean(t.elapsed(), n));
+        }
+    }
+
+    // Argon2 on every core at once, as the server's hashing pool runs it: one hash alone is
+    // faster than two side by side (they share the memory bandwidth), so the ceiling is what all
+    // cores together finish per second, given here as the time per hash per core.
+    let hash = tokend::crypto::password::hash_blocking(crate::seed::USER_PASSWORD)?;
+    let t = Instant::now();
+    let per_core = 8u32;
+    let mut threads = Vec::new();
+    for _ in 0..cores {
+        let hash = hash.clone();
+        threads.push(tokio::task::spawn_blocking(move || {
+            use argon2::password_hash::PasswordVerifier as _;
+            for _ in 0..per_core {
+                std::hint::black_box(
+                    argon2::Argon2::default()
+                        .verify_password(crate::seed::USER_PASSWORD.as_bytes(), hash.as_str())
+                        .is_ok(),
+                );
+            }
+        }));
+    }
+    for t in threads {
+        t.await?;
+    }
+    let argon2 = mean(t.elapsed(), per_core);
+
+    Ok(Ceiling {
+        cores,
+        sign,
+        verify,
+        lookup,
+        refresh,
+        argon2,
+    })
+}
