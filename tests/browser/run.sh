@@ -22,16 +22,22 @@ command -v node >/dev/null || fail "node is missing"
 [ -f tests/browser/node_modules/playwright-core/package.json ] ||
     fail "playwright-core is not installed: run (cd tests/browser && npm ci)"
 
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+case $TARGET_DIR in
+/*) ;;
+*) TARGET_DIR=$ROOT/$TARGET_DIR ;;
+esac
+
 if [ -n "${TOKEND_BIN:-}" ]; then
     BIN=$TOKEND_BIN
 else
     cargo build --quiet --bin tokend
-    BIN=$ROOT/${CARGO_TARGET_DIR:-target}/debug/tokend
+    BIN=$TARGET_DIR/debug/tokend
 fi
 [ -x "$BIN" ] || fail "no tokend binary at $BIN"
 
 WORK=$(mktemp -d)
-ARTIFACTS_DIR=$ROOT/${CARGO_TARGET_DIR:-target}/browser-test
+ARTIFACTS_DIR=$TARGET_DIR/browser-test
 rm -rf "$ARTIFACTS_DIR"
 PIDS=()
 
