@@ -354,22 +354,33 @@ pub async fn change_own_password(
         .run(move |conn| store::users::find_by_id(conn, &id).map_err(ServiceError::from))
         .await?
         .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))?;
+    // Guessing the current password with a stolen access token is throttled like a sign-in: the
+    // same counters per username and address, checked before Argon2.
+    let throttle_keys = super::throttle::keys(&user.username, &meta);
+    let keys = throttle_keys.clone();
+    ctx.pool
+        .run(move |conn| super::throttle::check(conn, &keys, store::now()))
+        .await?;
     let verified = ctx
         .hasher
         .verify(current_password, Some(user.password_hash))
         .await?;
     if verified == crate::crypto::password::Verified::No {
-        let (uid, meta2) = (user_id.clone(), meta.clone());
+        let (uid, meta2, config) = (user_id.clone(), meta.clone(), ctx.config.clone());
         ctx.pool
             .run(move |conn| {
-                let event = Event {
-                    kind: "password_change_failure",
-                    reason: Some("bad_current_password"),
-                    actor_id: Some(&uid),
-                    user_id: Some(&uid),
-                    ..Default::default()
-                };
-                audit::record(conn, event, &meta2).map_err(ServiceError::from)
+                conn.write(|conn| {
+                    super::throttle::record_failure(conn, &config, &throttle_keys, store::now())?;
+                    let event = Event {
+                        kind: "password_change_failure",
+                        reason: Some("bad_current_password"),
+                        actor_id: Some(&uid),
+                        user_id: Some(&uid),
+                        ..Default::default()
+                    };
+                    audit::record(conn, event, &meta2)
+                })
+                .map_err(ServiceError::from)
             })
             .await?;
         return Err(ServiceError::Forbidden(

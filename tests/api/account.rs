@@ -291,6 +291,40 @@ async fn changing_the_password_logs_other_sessions_out() {
 }
 
 #[tokio::test]
+async fn guessing_the_current_password_is_throttled_like_a_sign_in() {
+    let app = spawn_app_with(|c| c.signin_user_free = 2).await;
+    app.create_user("ned", "ned-password-1", false).await;
+    let stolen = app.login("ned", "ned-password-1").await;
+    let guess = |current: &'static str| {
+        app.post_json(
+            "/api/password",
+            &stolen.access,
+            json!({"current_password": current, "new_password": "attacker-password"}),
+        )
+    };
+    for _ in 0..3 {
+        assert_error(
+            guess("guess-guess").await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        )
+        .await;
+    }
+    // Blocked now: even the right password is refused before Argon2, and nothing changes.
+    let response = guess("ned-password-1").await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().get("retry-after").is_some());
+    assert_eq!(app.audit("password_change_failure").await.len(), 3);
+    // The same counter guards sign-in for that name.
+    assert_eq!(
+        app.password_grant("ned", "ned-password-1").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.login("ned", "ned-password-1").await;
+}
+
+#[tokio::test]
 async fn account_endpoints_need_a_token_with_the_account_scope() {
     let app = spawn_app().await;
     let admin_only = tokens(
