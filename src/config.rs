@@ -23,6 +23,7 @@
 //! | `TOKEND_SIGNIN_USER_FREE`, `TOKEND_SIGNIN_USER_WINDOW` | `5`, `1h` |
 //! | `TOKEND_SIGNIN_IP_FREE`, `TOKEND_SIGNIN_IP_WINDOW` | `20`, `10m` |
 //! | `TOKEND_SIGNIN_MAX_DELAY` | `60s` |
+//! | `TOKEND_TRUSTED_PROXIES` | none (addresses or blocks, comma-separated) |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -90,6 +91,53 @@ pub struct Config {
     pub signin_ip_window: Duration,
     /// The longest a throttled name or address waits.
     pub signin_max_delay: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (empty: the TCP peer is the client).
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// An address block, `10.0.0.0/8` or a single address (`127.0.0.1`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(value: &str) -> Option<IpNet> {
+        let (addr, prefix) = match value.split_once('/') {
+            Some((addr, prefix)) => (addr.parse().ok()?, Some(prefix.parse::<u8>().ok()?)),
+            None => (value.parse().ok()?, None),
+        };
+        let max = match addr {
+            std::net::IpAddr::V4(_) => 32,
+            std::net::IpAddr::V6(_) => 128,
+        };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        fn bits(ip: std::net::IpAddr) -> (u128, u32) {
+            match ip {
+                std::net::IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+                std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => (u128::from(u32::from(v4)), 32),
+                    None => (u128::from(v6), 128),
+                },
+            }
+        }
+        let ((net, width), (ip, ip_width)) = (bits(self.addr), bits(ip));
+        if width != ip_width {
+            return false;
+        }
+        let host_bits = width - u32::from(self.prefix);
+        let mask = if host_bits >= 128 {
+            0
+        } else {
+            (!0u128) << host_bits
+        };
+        net & mask == ip & mask
+    }
 }
 
 /// Every setting tokend knows, by its file name (the variable is `TOKEND_` + upper case).
@@ -115,6 +163,7 @@ const KEYS: &[&str] = &[
     "signin_ip_free",
     "signin_ip_window",
     "signin_max_delay",
+    "trusted_proxies",
 ];
 
 /// A configuration error: always names the variable and the value's problem.
@@ -302,6 +351,20 @@ impl Config {
                 "TOKEND_SIGNIN_MAX_DELAY: must be longer than 0s".to_owned(),
             ));
         }
+        let trusted_proxies = match get("trusted_proxies") {
+            None => Vec::new(),
+            Some((name, v)) => v
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|item| !item.is_empty())
+                .map(|item| {
+                    IpNet::parse(item).ok_or_else(|| {
+                        ConfigError(format!(
+                            "{name}: {item:?} is not an address or a block like 10.0.0.0/8"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         Ok(Config {
             database_url,
             bind,
@@ -326,6 +389,7 @@ impl Config {
             signin_ip_free,
             signin_ip_window,
             signin_max_delay,
+            trusted_proxies,
         })
     }
 
@@ -372,6 +436,36 @@ fn read_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_proxy_blocks() {
+        let net = IpNet::parse("10.0.0.0/8").expect("block");
+        assert!(net.contains("10.1.2.3".parse().expect("ip")));
+        assert!(!net.contains("11.0.0.1".parse().expect("ip")));
+        assert!(net.contains("::ffff:10.9.9.9".parse().expect("ip")));
+        let one = IpNet::parse("::1").expect("address");
+        assert!(one.contains("::1".parse().expect("ip")));
+        assert!(!one.contains("127.0.0.1".parse().expect("ip")));
+        assert!(IpNet::parse("0.0.0.0/0")
+            .expect("all")
+            .contains("8.8.8.8".parse().expect("ip")));
+        assert!(IpNet::parse("10.0.0.0/33").is_none());
+        assert!(IpNet::parse("proxy.local").is_none());
+        let env = HashMap::from([
+            ("TOKEND_DATABASE_URL".to_owned(), "sqlite://x.db".to_owned()),
+            (
+                "TOKEND_TRUSTED_PROXIES".to_owned(),
+                "10.0.0.0/8, 127.0.0.1".to_owned(),
+            ),
+        ]);
+        assert_eq!(
+            Config::from_sources(&env, &HashMap::new())
+                .expect("config")
+                .trusted_proxies
+                .len(),
+            2
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

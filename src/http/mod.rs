@@ -79,10 +79,46 @@ pub fn check_origin(
     }
 }
 
-/// Who is calling, for audit and sessions: the peer address and the user agent.
+/// The client's address: the TCP peer, or, when the peer is a trusted proxy
+/// (`TOKEND_TRUSTED_PROXIES`), the last address in `X-Forwarded-For` that is not a trusted proxy
+/// itself. Addresses further left were written by the client and are never believed.
+pub fn client_ip(req: &HttpRequest, trusted: &[crate::config::IpNet]) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let mut hops = Vec::new();
+    for value in req.headers().get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else {
+            return Some(peer);
+        };
+        for hop in value.split(',') {
+            match hop.trim().parse::<std::net::IpAddr>() {
+                Ok(ip) => hops.push(ip),
+                // One unreadable hop and the chain cannot be followed: the proxy is the client.
+                Err(_) => return Some(peer),
+            }
+        }
+    }
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        client = hop;
+        if !is_trusted(hop) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// Who is calling, for audit and sessions: the client's address and the user agent.
 pub fn meta(req: &HttpRequest) -> RequestMeta {
+    let trusted = req
+        .app_data::<web::Data<crate::service::Ctx>>()
+        .map(|ctx| ctx.config.trusted_proxies.as_slice())
+        .unwrap_or_default();
     RequestMeta {
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: client_ip(req, trusted).map(|ip| ip.to_string()),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)

@@ -139,3 +139,77 @@ async fn guesses_sent_all_at_once_are_throttled_too() {
     );
     assert_eq!(verified + throttled, 12);
 }
+
+/// Behind a trusted proxy the client's address comes from `X-Forwarded-For` (its last hop that is
+/// not a trusted proxy): sessions show it and address throttling counts each client apart.
+/// Without the setting, the header is ignored.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_address_counts_apart() {
+    let app = spawn_app_with(|c| {
+        c.signin_ip_free = 1;
+        c.signin_user_free = 1000;
+        c.trusted_proxies = vec![tokend::config::IpNet::parse("127.0.0.0/8").expect("block")];
+    })
+    .await;
+    app.create_user("pia", "pia-password", false).await;
+    let sign_in = |forwarded: &'static str, password: &'static str| {
+        app.http
+            .post(app.url("/oauth/token"))
+            .header("x-forwarded-for", forwarded)
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", CLI),
+                ("username", "pia"),
+                ("password", password),
+            ])
+            .send()
+    };
+    // The client wrote the left part itself; only the hop the proxy added is believed.
+    let response = sign_in("6.6.6.6, 203.0.113.7", "pia-password")
+        .await
+        .expect("request");
+    let pair = tokens(response).await;
+    let sid = claims(&pair.access)["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+    assert_eq!(app.session(&sid).await.ip.as_deref(), Some("203.0.113.7"));
+
+    // Two failures from 198.51.100.1 block that address, not 203.0.113.7.
+    for _ in 0..2 {
+        let r = sign_in("198.51.100.1", "wrong-password")
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    let blocked = sign_in("198.51.100.1", "pia-password")
+        .await
+        .expect("request");
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    let other = sign_in("203.0.113.7", "pia-password")
+        .await
+        .expect("request");
+    assert_eq!(other.status(), StatusCode::OK);
+
+    // Without trusted proxies the header means nothing: the TCP peer is the address.
+    let plain = spawn_on(app.db.clone(), |_| {}).await;
+    let response = plain
+        .http
+        .post(plain.url("/oauth/token"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", CLI),
+            ("username", "pia"),
+            ("password", "pia-password"),
+        ])
+        .send()
+        .await
+        .expect("request");
+    let pair = tokens(response).await;
+    let sid = claims(&pair.access)["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+    assert_eq!(plain.session(&sid).await.ip.as_deref(), Some("127.0.0.1"));
+}
