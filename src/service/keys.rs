@@ -63,7 +63,21 @@ impl KeyManager {
     /// Generates a new key, makes it the active one and retires the others (which keep verifying
     /// for the access-token lifetime). Returns the new `kid`.
     pub fn rotate(&self, conn: &mut Conn, alg: SigningAlg) -> anyhow::Result<String> {
-        let kid = conn.write(|conn| self.insert_new(conn, alg))?;
+        self.rotate_recorded(conn, alg, |_| Ok(()))
+    }
+
+    /// Rotates, running `record` (the audit event) in the same transaction as the new key.
+    pub fn rotate_recorded(
+        &self,
+        conn: &mut Conn,
+        alg: SigningAlg,
+        record: impl FnOnce(&mut Conn) -> store::Result<()>,
+    ) -> anyhow::Result<String> {
+        let kid = conn.write(|conn| {
+            let kid = self.insert_new(conn, alg)?;
+            record(conn)?;
+            Ok(kid)
+        })?;
         self.load(conn)?;
         Ok(kid)
     }
@@ -174,15 +188,17 @@ pub async fn rotate(
     let alg = ctx.config.signing_alg;
     ctx.pool
         .run(move |conn| {
-            let kid = keys.rotate(conn, alg).map_err(ServiceError::Unexpected)?;
-            let event = super::audit::Event {
-                kind: "key_rotated",
-                reason: Some(alg.as_str()),
-                actor_id: actor_id.as_deref(),
-                ..Default::default()
-            };
-            super::audit::record(conn, event, &meta)?;
-            Ok(kid)
+            // The audit event commits with the key, or neither does.
+            keys.rotate_recorded(conn, alg, |conn| {
+                let event = super::audit::Event {
+                    kind: "key_rotated",
+                    reason: Some(alg.as_str()),
+                    actor_id: actor_id.as_deref(),
+                    ..Default::default()
+                };
+                super::audit::record(conn, event, &meta)
+            })
+            .map_err(ServiceError::Unexpected)
         })
         .await
 }
