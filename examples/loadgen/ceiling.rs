@@ -20,6 +20,11 @@ pub struct Ceiling {
     pub refresh: Duration,
     /// One Argon2id verification (m=19456 KiB, t=2, p=1) while every core runs one.
     pub argon2: Duration,
+    /// Refreshes per second through the service, no HTTP, at the scenario's concurrency.
+    pub refresh_rate: f64,
+    /// Bearer validations per second through the service (signature, lookup, session use), no
+    /// HTTP, at the scenario's concurrency.
+    pub validation_rate: f64,
 }
 
 impl Ceiling {
@@ -37,7 +42,12 @@ fn mean(total: Duration, n: u32) -> Duration {
     total / n.max(1)
 }
 
-pub async fn measure(ctx: &Ctx, tokens: &[crate::seed::Tokens]) -> anyhow::Result<Ceiling> {
+/// `tokens`: sessions of its own (they are rotated); `concurrency`: as many run at once.
+pub async fn measure(
+    ctx: &Ctx,
+    tokens: &[crate::seed::Tokens],
+    concurrency: usize,
+) -> anyhow::Result<Ceiling> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let key = ctx.keys.signing_key()?;
     let keys = ctx.keys.current();
@@ -132,18 +142,25 @@ pub async fn measure(ctx: &Ctx, tokens: &[crate::seed::Tokens]) -> anyhow::Resul
     // Argon2 on every core at once, as the server's hashing pool runs it: one hash alone is
     // faster than two side by side (they share the memory bandwidth), so the ceiling is what all
     // cores together finish per second, given here as the time per hash per core.
-    let hash = tokend::crypto::password::hash_blocking(crate::seed::USER_PASSWORD)?;
     let t = Instant::now();
     let per_core = 8u32;
     let mut threads = Vec::new();
     for _ in 0..cores {
-        let hash = hash.clone();
         threads.push(tokio::task::spawn_blocking(move || {
-            use argon2::password_hash::PasswordVerifier as _;
+            // As the server verifies: in memory allocated once (src/crypto/password.rs).
+            let params = argon2::Params::default();
+            let mut blocks = vec![argon2::Block::default(); params.block_count()];
+            let mut out = [0u8; 32];
+            let argon = argon2::Argon2::default();
             for _ in 0..per_core {
                 std::hint::black_box(
-                    argon2::Argon2::default()
-                        .verify_password(crate::seed::USER_PASSWORD.as_bytes(), hash.as_str())
+                    argon
+                        .hash_password_into_with_memory(
+                            crate::seed::USER_PASSWORD.as_bytes(),
+                            b"0123456789abcdef",
+                            &mut out,
+                            &mut blocks,
+                        )
                         .is_ok(),
                 );
             }
@@ -154,7 +171,57 @@ pub async fn measure(ctx: &Ctx, tokens: &[crate::seed::Tokens]) -> anyhow::Resul
     }
     let argon2 = mean(t.elapsed(), per_core);
 
+    let (owned_ctx, owned_client) = (ctx.clone(), client.clone());
+    let refresh_rate = concurrent(
+        tokens
+            .iter()
+            .rev()
+            .take(concurrency)
+            .map(|t| t.refresh.clone())
+            .collect(),
+        move |refresh_token: String| {
+            let (ctx, client) = (owned_ctx.clone(), owned_client.clone());
+            async move {
+                match grants::refresh(
+                    &ctx,
+                    client,
+                    refresh_token.clone(),
+                    None,
+                    RequestMeta::default(),
+                )
+                .await
+                {
+                    Ok(next) => next.refresh_token.unwrap_or(refresh_token),
+                    Err(_) => refresh_token,
+                }
+            }
+        },
+    )
+    .await;
+    let owned_ctx = ctx.clone();
+    let validation_rate = concurrent(
+        tokens
+            .iter()
+            .take(concurrency)
+            .map(|t| t.access.clone())
+            .collect(),
+        move |access: String| {
+            let ctx = owned_ctx.clone();
+            async move {
+                std::hint::black_box(
+                    tokend::service::validation::authenticate(&ctx, &access)
+                        .await
+                        .is_ok(),
+                );
+                access
+            }
+        },
+    )
+    .await;
+
     Ok(Ceiling {
+        refresh_rate,
+        validation_rate,
         cores,
         sign,
         verify,
@@ -162,4 +229,32 @@ pub async fn measure(ctx: &Ctx, tokens: &[crate::seed::Tokens]) -> anyhow::Resul
         refresh,
         argon2,
     })
+}
+
+/// Operations per second with one task per state, each doing `op` back to back, for one second.
+async fn concurrent<S, F, Fut>(states: Vec<S>, op: F) -> f64
+where
+    S: Send + 'static,
+    F: Fn(S) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = S> + Send + 'static,
+{
+    let window = Duration::from_secs(1);
+    let end = Instant::now() + window;
+    let mut tasks = Vec::new();
+    for state in states {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut state, mut n) = (state, 0u64);
+            while Instant::now() < end {
+                state = op(state).await;
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap_or(0);
+    }
+    total as f64 / window.as_secs_f64()
 }

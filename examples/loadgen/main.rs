@@ -197,11 +197,13 @@ pub fn thousands(v: f64) -> String {
 fn print_row(row: &Row) {
     let c = &row.ceiling;
     eprintln!(
-        "  in-process: sign {:.1} µs, verify {:.1} µs, lookup {:.1} µs, refresh {:.1} µs, Argon2 {:.1} ms ({} cores)",
+        "  in-process: sign {:.1} µs, verify {:.1} µs, lookup {:.1} µs, refresh {:.1} µs one at a time, {:.0} refresh/s and {:.0} validations/s at the same concurrency, Argon2 {:.1} ms ({} cores)",
         c.sign.as_secs_f64() * 1e6,
         c.verify.as_secs_f64() * 1e6,
         c.lookup.as_secs_f64() * 1e6,
         c.refresh.as_secs_f64() * 1e6,
+        c.refresh_rate,
+        c.validation_rate,
         c.argon2.as_secs_f64() * 1e3,
         c.cores
     );
