@@ -84,10 +84,11 @@ fn svg(scenario: Scenario, backend: Backend, points: &[Point]) -> String {
     let _ = writeln!(s, r##"<rect width="{w}" height="{h}" fill="#ffffff"/>"##);
     let _ = writeln!(
         s,
-        r##"<text x="{}" y="22" text-anchor="middle" font-size="15">tokend {}: throughput and p99 against concurrency ({}, 2 cores shared with the load generator, {date})</text>"##,
+        r##"<text x="{}" y="20" text-anchor="middle" font-size="15">tokend {}: throughput and p99 against concurrency ({})</text><text x="{}" y="38" text-anchor="middle" font-size="11" fill="#555">2 cores shared with the load generator, {date}</text>"##,
         w / 2.0,
         scenario.name(),
-        backend.name()
+        backend.name(),
+        w / 2.0
     );
     // Grid and left axis (requests per second).
     for i in 0..=5 {
