@@ -19,7 +19,7 @@ pub fn find(conn: &mut Conn, id: &str) -> Result<Option<Client>> {
         .find(id)
         .filter(clients::deleted_at.is_null())
         .select(Client::as_select())
-        .first(c)
+        .get_result(c)
         .optional())?)
 }
 

@@ -17,7 +17,7 @@ pub fn find(conn: &mut Conn, code_hash: &str) -> Result<Option<AuthCode>> {
     Ok(db!(conn, c => auth_codes::table
         .find(code_hash)
         .select(AuthCode::as_select())
-        .first(c)
+        .get_result(c)
         .optional())?)
 }
 

@@ -60,7 +60,7 @@ pub fn secret_get_or_insert(
     Ok(db!(conn, c => server_secrets::table
         .find(name)
         .select(server_secrets::value)
-        .first(c))?)
+        .get_result(c))?)
 }
 
 /// Inserts `name` unless present; true when this call inserted it (exactly one caller wins).

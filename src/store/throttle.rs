@@ -43,7 +43,7 @@ pub fn add_failure(
             .do_update()
             .set((login_attempts::failures.eq(login_attempts::failures + 1), login_attempts::updated_at.eq(now)))
             .execute(c)?;
-        Ok(login_attempts::table.find(key).select(LoginAttempt::as_select()).first(c)?)
+        Ok(login_attempts::table.find(key).select(LoginAttempt::as_select()).get_result(c)?)
     })
 }
 

@@ -21,7 +21,7 @@ pub fn find_by_username(conn: &mut Conn, username: &str) -> Result<Option<User>>
     Ok(db!(conn, c => users::table
         .filter(users::username.eq(username))
         .select(User::as_select())
-        .first(c)
+        .get_result(c)
         .optional())?)
 }
 
@@ -29,7 +29,7 @@ pub fn find_by_id(conn: &mut Conn, id: &str) -> Result<Option<User>> {
     Ok(db!(conn, c => users::table
         .find(id)
         .select(User::as_select())
-        .first(c)
+        .get_result(c)
         .optional())?)
 }
 
