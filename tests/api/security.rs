@@ -628,6 +628,57 @@ async fn sec_20_error_bodies_are_generic_and_fail_closed() {
     drop(hold);
 }
 
+/// An internal failure (here: a table gone from under the server) is a generic 500 that names
+/// nothing inside, and the grant it broke leaves nothing behind.
+#[tokio::test]
+async fn sec_20_an_internal_error_is_a_generic_500_and_writes_nothing() {
+    let app = spawn_app().await;
+    let sessions_before = app
+        .db(|c| {
+            use diesel::prelude::*;
+            use tokend::store::schema::sessions;
+            Ok(tokend::db!(c, c => sessions::table.count().get_result::<i64>(c))?)
+        })
+        .await;
+    app.db(|c| {
+        use diesel::connection::SimpleConnection as _;
+        tokend::db!(c, c => c.batch_execute("DROP TABLE audit_events"))?;
+        Ok(())
+    })
+    .await;
+    // A sign-in writes its session, tokens and audit event in one transaction: the audit insert
+    // fails, so none of it may stay.
+    let response = app.password_grant("admin", ADMIN_PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = response.text().await.expect("body");
+    let parsed: serde_json::Value = serde_json::from_str(&body).expect("a JSON error body");
+    assert!(parsed["error"].is_string(), "{body}");
+    let lower = body.to_lowercase();
+    for internal in [
+        "audit_events",
+        "diesel",
+        "sqlite",
+        "postgres",
+        "relation",
+        "no such table",
+        "insert",
+        "panicked",
+    ] {
+        assert!(!lower.contains(internal), "{internal} in {body}");
+    }
+    let sessions_after = app
+        .db(|c| {
+            use diesel::prelude::*;
+            use tokend::store::schema::sessions;
+            Ok(tokend::db!(c, c => sessions::table.count().get_result::<i64>(c))?)
+        })
+        .await;
+    assert_eq!(
+        sessions_after, sessions_before,
+        "the failed grant left a session"
+    );
+}
+
 #[tokio::test]
 async fn sec_21_unknown_user_and_wrong_password_same_answer_similar_time() {
     let app = spawn_app().await;
