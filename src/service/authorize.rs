@@ -118,11 +118,7 @@ pub async fn exchange(
     verifier: Option<String>,
     meta: RequestMeta,
 ) -> Result<TokenResponse> {
-    if !client.allows_grant("authorization_code") {
-        return Err(ServiceError::UnauthorizedClient(
-            "this client may not use the authorization_code grant".to_owned(),
-        ));
-    }
+    client.require_grant("authorization_code")?;
     if code.len() > 200 || redirect_uri.len() > 2000 {
         return Err(ServiceError::InvalidGrant(BAD_CODE.to_owned()));
     }

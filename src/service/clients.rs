@@ -62,6 +62,17 @@ impl ClientInfo {
         self.grant_types.iter().any(|g| g == grant)
     }
 
+    /// `unauthorized_client` unless the client is registered for `grant` (RFC 6749 §5.2).
+    pub fn require_grant(&self, grant: &str) -> Result<()> {
+        if self.allows_grant(grant) {
+            Ok(())
+        } else {
+            Err(ServiceError::UnauthorizedClient(format!(
+                "this client may not use the {grant} grant"
+            )))
+        }
+    }
+
     pub fn scope_set(&self) -> ScopeSet {
         ScopeSet::from_names(self.scopes.iter().cloned())
     }

@@ -49,6 +49,38 @@ pub const KIND_AUTHORIZATION_CODE: &str = "authorization_code";
 const BAD_CREDENTIALS: &str = "invalid username or password";
 const BAD_REFRESH: &str = "the refresh token is invalid, expired or revoked";
 
+/// A new, live session's row (the caller inserts it).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn new_session(
+    user_id: Option<String>,
+    client_id: &str,
+    kind: &str,
+    scope: &ScopeSet,
+    device_name: Option<String>,
+    meta: &RequestMeta,
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> Session {
+    Session {
+        id: new_id(),
+        user_id,
+        client_id: client_id.to_owned(),
+        kind: kind.to_owned(),
+        scope: scope.to_string(),
+        device_name,
+        user_agent: meta
+            .user_agent
+            .as_ref()
+            .map(|ua| ua.chars().take(500).collect()),
+        ip: meta.ip.clone(),
+        created_at: now,
+        last_used_at: now,
+        expires_at,
+        revoked_at: None,
+        revoked_reason: None,
+    }
+}
+
 /// Signs an access token for `session` and writes its row (inside the caller's transaction).
 fn issue_access_token(
     conn: &mut Conn,
@@ -289,24 +321,16 @@ pub(crate) fn open_user_session_in_tx(
 ) -> store::Result<(Session, TokenResponse)> {
     let now = store::now();
     let user = &signed_in.user;
-    let session = Session {
-        id: new_id(),
-        user_id: Some(user.id.clone()),
-        client_id: client.client_id.clone(),
-        kind: kind.to_owned(),
-        scope: granted.to_string(),
-        device_name: device_name.map(|d| d.chars().take(200).collect::<String>()),
-        user_agent: meta
-            .user_agent
-            .as_ref()
-            .map(|ua| ua.chars().take(500).collect()),
-        ip: meta.ip.clone(),
-        created_at: now,
-        last_used_at: now,
-        expires_at: now + chrono_duration(ctx.config.session_max_age),
-        revoked_at: None,
-        revoked_reason: None,
-    };
+    let session = new_session(
+        Some(user.id.clone()),
+        &client.client_id,
+        kind,
+        granted,
+        device_name.map(|d| d.chars().take(200).collect::<String>()),
+        meta,
+        now,
+        now + chrono_duration(ctx.config.session_max_age),
+    );
     store::tokens::insert_session(conn, &session)?;
     let (access_token, jti, expires_in) =
         issue_access_token(conn, ctx, key, &session, client, granted, now)?;
@@ -360,11 +384,7 @@ pub async fn password(
     device_name: Option<String>,
     meta: RequestMeta,
 ) -> Result<TokenResponse> {
-    if !client.allows_grant("password") {
-        return Err(ServiceError::UnauthorizedClient(
-            "this client may not use the password grant".to_owned(),
-        ));
-    }
+    client.require_grant("password")?;
     let signed_in = verify_credentials(ctx, &client, username, password, &meta).await?;
     let allowed = allowed_scopes(&client, &signed_in.user);
     let granted = scope::grant(requested.as_ref(), &allowed).map_err(ServiceError::InvalidScope)?;
@@ -405,11 +425,7 @@ pub async fn client_credentials(
             "public clients may not use the client_credentials grant".to_owned(),
         ));
     }
-    if !client.allows_grant("client_credentials") {
-        return Err(ServiceError::UnauthorizedClient(
-            "this client may not use the client_credentials grant".to_owned(),
-        ));
-    }
+    client.require_grant("client_credentials")?;
     let allowed = client.scope_set().without(scope::ACCOUNT).without(ADMIN);
     let granted = scope::grant(requested.as_ref(), &allowed).map_err(ServiceError::InvalidScope)?;
     let key = ctx.keys.signing_key()?;
@@ -418,24 +434,16 @@ pub async fn client_credentials(
         .run(move |conn| {
             conn.write(|conn| {
                 let now = store::now();
-                let session = Session {
-                    id: new_id(),
-                    user_id: None,
-                    client_id: client.client_id.clone(),
-                    kind: KIND_CLIENT_CREDENTIALS.to_owned(),
-                    scope: granted.to_string(),
-                    device_name: None,
-                    user_agent: meta
-                        .user_agent
-                        .as_ref()
-                        .map(|ua| ua.chars().take(500).collect()),
-                    ip: meta.ip.clone(),
-                    created_at: now,
-                    last_used_at: now,
-                    expires_at: now + chrono_duration(ctx2.config.access_token_ttl),
-                    revoked_at: None,
-                    revoked_reason: None,
-                };
+                let session = new_session(
+                    None,
+                    &client.client_id,
+                    KIND_CLIENT_CREDENTIALS,
+                    &granted,
+                    None,
+                    &meta,
+                    now,
+                    now + chrono_duration(ctx2.config.access_token_ttl),
+                );
                 store::tokens::insert_session(conn, &session)?;
                 let (access_token, _, expires_in) =
                     issue_access_token(conn, &ctx2, &key, &session, &client, &granted, now)?;
@@ -471,11 +479,7 @@ pub async fn refresh(
     requested: Option<ScopeSet>,
     meta: RequestMeta,
 ) -> Result<TokenResponse> {
-    if !client.allows_grant("refresh_token") {
-        return Err(ServiceError::UnauthorizedClient(
-            "this client may not use the refresh_token grant".to_owned(),
-        ));
-    }
+    client.require_grant("refresh_token")?;
     if TokenKind::of(&presented) != Some(TokenKind::Refresh) || presented.len() > 200 {
         return Err(ServiceError::InvalidGrant(BAD_REFRESH.to_owned()));
     }

@@ -125,21 +125,16 @@ pub async fn create(
             conn.write(|conn| {
                 let now = store::now();
                 let expires_at = expires_in.map(|s| now + chrono::TimeDelta::seconds(s));
-                let session = Session {
-                    id: new_id(),
-                    user_id: Some(user_id.clone()),
-                    client_id: client_id.clone(),
-                    kind: KIND.to_owned(),
-                    scope: requested.to_string(),
-                    device_name: Some(name.clone()),
-                    user_agent: meta.user_agent.clone(),
-                    ip: meta.ip.clone(),
-                    created_at: now,
-                    last_used_at: now,
-                    expires_at: expires_at.unwrap_or_else(never),
-                    revoked_at: None,
-                    revoked_reason: None,
-                };
+                let session = super::grants::new_session(
+                    Some(user_id.clone()),
+                    &client_id,
+                    KIND,
+                    &requested,
+                    Some(name.clone()),
+                    &meta,
+                    now,
+                    expires_at.unwrap_or_else(never),
+                );
                 store::tokens::insert_session(conn, &session)?;
                 let token = OpaqueToken::generate(TokenKind::Personal);
                 let row = PersonalAccessToken {

@@ -546,7 +546,7 @@ async fn other_request_errors_go_back_to_the_client_with_state() {
             "invalid_scope",
         ),
         (
-            "repeated state",
+            "repeated scope",
             {
                 let mut q = authorize_query(&client, &[]);
                 q.push(("scope".into(), "account".into()));

@@ -628,18 +628,21 @@ async fn sec_20_error_bodies_are_generic_and_fail_closed() {
     drop(hold);
 }
 
+async fn session_count(app: &TestApp) -> i64 {
+    app.db(|c| {
+        use diesel::prelude::*;
+        use tokend::store::schema::sessions;
+        Ok(tokend::db!(c, c => sessions::table.count().get_result::<i64>(c))?)
+    })
+    .await
+}
+
 /// An internal failure (here: a table gone from under the server) is a generic 500 that names
 /// nothing inside, and the grant it broke leaves nothing behind.
 #[tokio::test]
 async fn sec_20_an_internal_error_is_a_generic_500_and_writes_nothing() {
     let app = spawn_app().await;
-    let sessions_before = app
-        .db(|c| {
-            use diesel::prelude::*;
-            use tokend::store::schema::sessions;
-            Ok(tokend::db!(c, c => sessions::table.count().get_result::<i64>(c))?)
-        })
-        .await;
+    let sessions_before = session_count(&app).await;
     app.db(|c| {
         use diesel::connection::SimpleConnection as _;
         tokend::db!(c, c => c.batch_execute("DROP TABLE audit_events"))?;
@@ -666,13 +669,7 @@ async fn sec_20_an_internal_error_is_a_generic_500_and_writes_nothing() {
     ] {
         assert!(!lower.contains(internal), "{internal} in {body}");
     }
-    let sessions_after = app
-        .db(|c| {
-            use diesel::prelude::*;
-            use tokend::store::schema::sessions;
-            Ok(tokend::db!(c, c => sessions::table.count().get_result::<i64>(c))?)
-        })
-        .await;
+    let sessions_after = session_count(&app).await;
     assert_eq!(
         sessions_after, sessions_before,
         "the failed grant left a session"
