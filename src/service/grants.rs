@@ -91,6 +91,26 @@ fn issue_access_token(
     scope: &ScopeSet,
     now: NaiveDateTime,
 ) -> store::Result<(String, String, i64)> {
+    let signed = sign_access_token(ctx, key, session, client, scope, now)?;
+    store::tokens::insert_access_token(conn, &signed.row)?;
+    Ok((signed.token, signed.row.jti, signed.expires_in))
+}
+
+/// An access token signed for a session, and the row that makes it valid once written.
+struct SignedAccess {
+    token: String,
+    row: AccessToken,
+    expires_in: i64,
+}
+
+fn sign_access_token(
+    ctx: &Ctx,
+    key: &SigningKey,
+    session: &Session,
+    client: &ClientInfo,
+    scope: &ScopeSet,
+    now: NaiveDateTime,
+) -> store::Result<SignedAccess> {
     let expires_at = (now + chrono_duration(ctx.config.access_token_ttl)).min(session.expires_at);
     let jti = new_id();
     let issuer = ctx.config.issuer.clone();
@@ -112,10 +132,10 @@ fn issue_access_token(
         sid: session.id.clone(),
     };
     let token = jwt::sign(key, &claims)?;
-    store::tokens::insert_access_token(
-        conn,
-        &AccessToken {
-            jti: jti.clone(),
+    Ok(SignedAccess {
+        token,
+        row: AccessToken {
+            jti,
             session_id: session.id.clone(),
             scope: scope.to_string(),
             issued_at: now,
@@ -123,9 +143,8 @@ fn issue_access_token(
             revoked_at: None,
             revoked_reason: None,
         },
-    )?;
-    let expires_in = (expires_at - now).num_seconds().max(0);
-    Ok((token, jti, expires_in))
+        expires_in: (expires_at - now).num_seconds().max(0),
+    })
 }
 
 fn refresh_row(
@@ -468,10 +487,12 @@ enum Refreshed {
     Refused(ServiceError),
 }
 
-/// The refresh grant (RFC 6749 §6) with rotation: one write transaction finds the token by its
-/// hash, marks it used with a conditional update (exactly one of many concurrent refreshes wins),
-/// and writes the new pair. A rotated token presented again revokes the whole session, except
-/// inside the grace window, where it gets the same successor again and a fresh access token.
+/// The refresh grant (RFC 6749 §6) with rotation: the token is found by its hash and the new
+/// access token signed before the write lock; one write transaction then marks the token used with
+/// a conditional update (exactly one of many concurrent refreshes wins, and only while the token
+/// and its session are still live) and writes the new pair. A rotated token presented again
+/// revokes the whole session, except inside the grace window, where it gets the same successor
+/// again and a fresh access token.
 pub async fn refresh(
     ctx: &Ctx,
     client: ClientInfo,
@@ -488,6 +509,18 @@ pub async fn refresh(
     let outcome = ctx
         .pool
         .run(move |conn| {
+            // The common case, a live token presented once, is prepared before the write lock
+            // (the lookup, the checks, the signature) and only claimed and written under it.
+            let token = OpaqueToken::from_presented(&presented);
+            let prepared =
+                prepare_rotation(conn, &ctx2, &key, &client, &token, requested.as_ref())?;
+            if let Some(rotation) = prepared {
+                if let Some(response) = conn.write(|conn| commit_rotation(conn, rotation))? {
+                    return Ok(Refreshed::Issued(response));
+                }
+            }
+            // Anything else (unknown, revoked, expired, already rotated, or claimed by a
+            // concurrent refresh since the lookup) is decided under the write lock.
             conn.write(|conn| {
                 refresh_in_tx(
                     conn,
@@ -507,6 +540,86 @@ pub async fn refresh(
         Refreshed::Reused => Err(ServiceError::InvalidGrant(BAD_REFRESH.to_owned())),
         Refreshed::Refused(err) => Err(err),
     }
+}
+
+/// A rotation checked and signed outside the write lock, to be claimed and written under it.
+struct Rotation {
+    token_id: String,
+    session_id: String,
+    now: NaiveDateTime,
+    access: SignedAccess,
+    refresh: RefreshToken,
+    successor: OpaqueToken,
+    scope: String,
+}
+
+/// Looks the presented token up without the write lock and, when it is live, unused and belongs
+/// to `client`'s live session, signs the new access token and derives the successor. `None` for
+/// everything else: the caller then decides under the write lock, as [`refresh_in_tx`] does.
+fn prepare_rotation(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    key: &SigningKey,
+    client: &ClientInfo,
+    presented: &OpaqueToken,
+    requested: Option<&ScopeSet>,
+) -> store::Result<Option<Rotation>> {
+    let now = store::now();
+    let Some((token, session)) = store::tokens::find_refresh_by_hash(conn, &presented.hash().0)?
+    else {
+        return Ok(None);
+    };
+    let live = session.client_id == client.client_id
+        && session.revoked_at.is_none()
+        && session.expires_at > now
+        && token.revoked_at.is_none()
+        && token.used_at.is_none()
+        && token.expires_at > now;
+    if !live {
+        return Ok(None);
+    }
+    let Ok(granted) = scope::grant(requested, &ScopeSet::from_stored(&session.scope)) else {
+        return Ok(None);
+    };
+    let access = sign_access_token(ctx, key, &session, client, &granted, now)?;
+    let successor = presented.successor(&ctx.successor_key);
+    let refresh = refresh_row(
+        ctx,
+        &successor,
+        &session,
+        &access.row.jti,
+        Some(token.id.clone()),
+        now,
+    );
+    Ok(Some(Rotation {
+        token_id: token.id,
+        session_id: session.id,
+        now,
+        access,
+        refresh,
+        successor,
+        scope: granted.to_string(),
+    }))
+}
+
+/// Claims the prepared token (only if it is still unused and unrevoked, its session still live)
+/// and writes the new pair. `None` when the claim lost: something changed since the lookup.
+fn commit_rotation(conn: &mut Conn, rotation: Rotation) -> store::Result<Option<TokenResponse>> {
+    let claimed =
+        store::tokens::claim_refresh(conn, &rotation.token_id, &rotation.session_id, rotation.now)?;
+    if claimed == 0 {
+        return Ok(None);
+    }
+    store::tokens::insert_access_token(conn, &rotation.access.row)?;
+    store::tokens::insert_refresh_token(conn, &rotation.refresh)?;
+    store::tokens::touch_session(conn, &rotation.session_id, rotation.now)?;
+    Ok(Some(TokenResponse {
+        access_token: rotation.access.token,
+        token_type: "Bearer",
+        expires_in: rotation.access.expires_in,
+        refresh_token: Some(rotation.successor.into_inner()),
+        scope: rotation.scope,
+    }))
 }
 
 fn refresh_in_tx(
@@ -551,7 +664,7 @@ fn refresh_in_tx(
             Ok(granted) => granted,
             Err(e) => return Ok(Refreshed::Refused(ServiceError::InvalidScope(e))),
         };
-        if store::tokens::claim_refresh(conn, &token.id, now)? == 0 {
+        if store::tokens::claim_refresh(conn, &token.id, &session.id, now)? == 0 {
             continue;
         }
         let (access_token, jti, expires_in) =

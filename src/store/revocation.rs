@@ -81,7 +81,25 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
         )
         .set((refresh_tokens::revoked_at.eq(now), refresh_tokens::revoked_reason.eq(reason)))
         .execute(c)?;
-        let ended = diesel::update(sessions::table.filter(sessions::id.eq_any(live_sessions())))
+        // The sessions themselves by the scope's own column (its index), not through the list
+        // of ids: on SQLite that list is built again as a temporary index, and every session
+        // found twice, once in it and once by its primary key.
+        let live = diesel::update(sessions::table)
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .into_boxed();
+        let in_scope = match scope {
+            Scope::Session(id) => live.filter(sessions::id.eq(id.clone())),
+            Scope::User { user_id, except_session: None } => {
+                live.filter(sessions::user_id.eq(user_id.clone()))
+            }
+            Scope::User { user_id, except_session: Some(keep) } => live
+                .filter(sessions::user_id.eq(user_id.clone()))
+                .filter(sessions::id.ne(keep.clone())),
+            Scope::Client(client_id) => live.filter(sessions::client_id.eq(client_id.clone())),
+            Scope::PersonalTokensNamed { .. } => live.filter(sessions::id.eq_any(live_sessions())),
+        };
+        let ended = in_scope
             .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
             .execute(c)?;
         // Codes issued but not yet exchanged would open new sessions after a logout-all, a

@@ -6,7 +6,11 @@
 //! execution parsed and planned the query again (a third of a refresh's CPU; docs/benchmarks.md).
 
 use chrono::NaiveDateTime;
+use diesel::backend::Backend;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{HasSqlType, Text, Timestamp};
 
 use super::models::{AccessToken, PersonalAccessToken, RefreshToken, Session};
 use super::schema::{access_tokens, personal_access_tokens, refresh_tokens, sessions, users};
@@ -49,17 +53,21 @@ pub fn find_refresh_by_hash(
         .optional())?)
 }
 
-/// Marks a refresh token used, only if nobody else has: the one statement that decides which of
-/// several concurrent refreshes rotates. Returns 1 for the winner, 0 for everyone else.
-pub fn claim_refresh(conn: &mut Conn, id: &str, now: NaiveDateTime) -> Result<usize> {
-    Ok(db!(conn, c => diesel::update(
-        refresh_tokens::table
-            .find(id)
-            .filter(refresh_tokens::used_at.is_null())
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::used_at.eq(now))
-    .execute(c))?)
+/// Marks a refresh token used, only if nobody else has, it is neither revoked nor expired, and its
+/// session is live: the one statement that decides which of several concurrent refreshes
+/// rotates. Returns 1 for the winner, 0 for everyone else.
+pub fn claim_refresh(
+    conn: &mut Conn,
+    id: &str,
+    session_id: &str,
+    now: NaiveDateTime,
+) -> Result<usize> {
+    let claim = ClaimRefresh {
+        id,
+        session_id,
+        now,
+    };
+    Ok(db!(conn, c => claim.execute(c))?)
 }
 
 /// The child of a rotated refresh token, if one was issued.
@@ -126,9 +134,12 @@ pub fn refresh_tokens_of_session(conn: &mut Conn, session_id: &str) -> Result<Ve
 
 /// Records use of a session.
 pub fn touch_session(conn: &mut Conn, id: &str, now: NaiveDateTime) -> Result<usize> {
-    Ok(db!(conn, c => diesel::update(sessions::table.find(id))
-        .set(sessions::last_used_at.eq(now))
-        .execute(c))?)
+    let touch = TouchSession {
+        id,
+        now,
+        unless_since: None,
+    };
+    Ok(db!(conn, c => touch.execute(c))?)
 }
 
 pub fn insert_personal_token(conn: &mut Conn, token: &PersonalAccessToken) -> Result<()> {
@@ -195,11 +206,89 @@ pub fn touch_session_if_stale(
     now: NaiveDateTime,
     every: chrono::TimeDelta,
 ) -> Result<usize> {
-    Ok(db!(conn, c => diesel::update(
-        sessions::table
-            .find(id)
-            .filter(sessions::last_used_at.lt(now - every).or(sessions::last_used_at.eq(sessions::created_at))),
-    )
-    .set(sessions::last_used_at.eq(now))
-    .execute(c))?)
+    let touch = TouchSession {
+        id,
+        now,
+        unless_since: Some(now - every),
+    };
+    Ok(db!(conn, c => touch.execute(c))?)
 }
+
+// The UPDATEs on every refresh and validation, written out so that the connection keeps them
+// prepared. diesel never keeps an UPDATE built with its DSL prepared (its SQL may vary with the
+// changeset's values, and its cache is keyed by the Rust type): every execution parsed and
+// planned it again, 7 % of the server's CPU under refresh load and inside the write lock
+// (docs/benchmarks.md). These never vary, so they have a static query id and are cached like
+// any SELECT. The schema tests and every refresh test run them on both backends.
+
+/// `claim_refresh`'s statement.
+struct ClaimRefresh<'a> {
+    id: &'a str,
+    session_id: &'a str,
+    now: NaiveDateTime,
+}
+
+impl<DB> QueryFragment<DB> for ClaimRefresh<'_>
+where
+    DB: Backend + HasSqlType<Text> + HasSqlType<Timestamp>,
+    str: ToSql<Text, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("UPDATE refresh_tokens SET used_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<Text, _>(self.id)?;
+        out.push_sql(" AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(" AND session_id IN (SELECT id FROM sessions WHERE id = ");
+        out.push_bind_param::<Text, _>(self.session_id)?;
+        out.push_sql(" AND revoked_at IS NULL AND expires_at > ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl QueryId for ClaimRefresh<'_> {
+    type QueryId = ClaimRefresh<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<C> RunQueryDsl<C> for ClaimRefresh<'_> {}
+
+/// `touch_session`'s and `touch_session_if_stale`'s statement.
+struct TouchSession<'a> {
+    id: &'a str,
+    now: NaiveDateTime,
+    /// Only if the session was not used since then (or never).
+    unless_since: Option<NaiveDateTime>,
+}
+
+impl<DB> QueryFragment<DB> for TouchSession<'_>
+where
+    DB: Backend + HasSqlType<Text> + HasSqlType<Timestamp>,
+    str: ToSql<Text, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("UPDATE sessions SET last_used_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<Text, _>(self.id)?;
+        if let Some(since) = &self.unless_since {
+            out.push_sql(" AND (last_used_at < ");
+            out.push_bind_param::<Timestamp, _>(since)?;
+            out.push_sql(" OR last_used_at = created_at)");
+        }
+        Ok(())
+    }
+}
+
+impl QueryId for TouchSession<'_> {
+    type QueryId = TouchSession<'static>;
+    // Two SQL texts (with and without the staleness test): keyed by the text, not the type.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<C> RunQueryDsl<C> for TouchSession<'_> {}

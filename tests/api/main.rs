@@ -26,3 +26,4 @@ mod schema;
 mod security;
 mod throttle;
 mod token_endpoint;
+mod write_gate;

@@ -1,0 +1,16 @@
+-- One refresh as tokend runs it on PostgreSQL, statement for statement, without tokend:
+-- r2d2's check on each of the two pool checkouts, the client lookup, then the rotation
+-- transaction. Each client rotates its own chain: token hashes are client_id * 10^7 + step.
+\set cur :client_id * 10000000 + :k
+\set k :k + 1
+\set next :client_id * 10000000 + :k
+SELECT 1;
+SELECT id, is_public, grant_types, scopes, audiences FROM clients WHERE id = 'pgbench';
+SELECT 1;
+BEGIN;
+SELECT r.id AS rid, s.id AS sid, s.scope FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = :cur::text \gset
+UPDATE refresh_tokens SET used_at = now() WHERE id = :rid AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now() AND session_id IN (SELECT id FROM sessions WHERE id = :sid AND revoked_at IS NULL AND expires_at > now());
+INSERT INTO access_tokens VALUES (gen_random_uuid()::text, :sid, 'profile', now(), now() + interval '5 minutes', NULL, NULL);
+INSERT INTO refresh_tokens (id, token_hash, session_id, access_token_jti, parent_id, issued_at, expires_at) VALUES (gen_random_uuid()::text, :next::text, :sid, NULL, :rid, now(), now() + interval '30 days');
+UPDATE sessions SET last_used_at = now() WHERE id = :sid;
+COMMIT;

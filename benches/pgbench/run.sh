@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# What PostgreSQL on this machine allows for a refresh, without tokend: pgbench runs the same
+# statements a refresh sends (refresh.sql), the rotation transaction alone (refresh_tx.sql), and
+# ten empty round trips (select1.sql), over TCP (TLS, as libpq negotiates by default) and over the
+# Unix socket. docs/benchmarks.md reads tokend's refresh figure against these.
+#
+#   bash benches/pgbench/run.sh [clients=16] [seconds=10]
+set -euo pipefail
+cd "$(dirname "$0")"
+CLIENTS=${1:-16}
+SECONDS_EACH=${2:-10}
+DB=tokend_pgbench
+ADMIN=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
+"${ADMIN[@]}" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+trap '"${ADMIN[@]}" -c "DROP DATABASE IF EXISTS $DB"' EXIT
+for up in ../../migrations/postgres/*/up.sql; do "${ADMIN[@]}" -d $DB -f "$up"; done
+"${ADMIN[@]}" -d $DB <<'SQL'
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+INSERT INTO users VALUES ('u1', 'alice', 'x', false, NULL, now(), now(), now());
+INSERT INTO clients (id, name, secret_hash, is_public, grant_types, redirect_uris, scopes,
+                     allowed_origins, audiences, created_at)
+VALUES ('pgbench', 'pgbench', NULL, true, 'refresh_token', '', 'profile', '', '', now());
+INSERT INTO sessions SELECT 's' || i, 'u1', 'pgbench', 'password', 'profile', NULL, 'pgbench',
+    '127.0.0.1', now(), now(), now() + interval '30 days', NULL, NULL FROM generate_series(0, 255) i;
+SQL
+reset() {
+    "${ADMIN[@]}" -d $DB -c "TRUNCATE refresh_tokens, access_tokens" \
+        -c "INSERT INTO refresh_tokens (id, token_hash, session_id, issued_at, expires_at)
+            SELECT 'seed' || i, (i * 10000000)::text, 's' || i, now(), now() + interval '30 days'
+            FROM generate_series(0, 255) i" -c "VACUUM ANALYZE"
+}
+run() { # label host script
+    reset
+    local tps
+    tps=$(pgbench -h "$2" -U postgres -n -M prepared -D k=0 -c "$CLIENTS" -j 1 -T "$SECONDS_EACH" \
+        -f "$3" $DB 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+    printf '%-44s %8.0f/s\n' "$1" "$tps"
+}
+echo "pgbench, $CLIENTS clients, ${SECONDS_EACH}s each, $(nproc) cores, $(psql -h 127.0.0.1 -U postgres -XAtc 'SHOW server_version')"
+run "refresh as tokend sends it, TCP+TLS" 127.0.0.1 refresh.sql
+run "refresh as tokend sends it, Unix socket" /var/run/postgresql refresh.sql
+run "rotation transaction alone, TCP+TLS" 127.0.0.1 refresh_tx.sql
+run "rotation transaction alone, Unix socket" /var/run/postgresql refresh_tx.sql
+run "10 x SELECT 1, TCP+TLS" 127.0.0.1 select1.sql
+run "10 x SELECT 1, Unix socket" /var/run/postgresql select1.sql
