@@ -10,6 +10,7 @@ cd "$(dirname "$0")"
 CLIENTS=${1:-16}
 SECONDS_EACH=${2:-10}
 DB=tokend_pgbench
+export PGOPTIONS="-c client_min_messages=warning"
 ADMIN=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
 "${ADMIN[@]}" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 trap '"${ADMIN[@]}" -c "DROP DATABASE IF EXISTS $DB"' EXIT
@@ -26,14 +27,16 @@ SQL
 reset() {
     "${ADMIN[@]}" -d $DB -c "TRUNCATE refresh_tokens, access_tokens" \
         -c "INSERT INTO refresh_tokens (id, token_hash, session_id, issued_at, expires_at)
-            SELECT 'seed' || i, (i * 10000000)::text, 's' || i, now(), now() + interval '30 days'
+            SELECT 'seed' || i, (i::bigint * 10000000)::text, 's' || i, now(), now() + interval '30 days'
             FROM generate_series(0, 255) i" -c "VACUUM ANALYZE"
 }
 run() { # label host script
     reset
-    local tps
-    tps=$(pgbench -h "$2" -U postgres -n -M prepared -D k=0 -c "$CLIENTS" -j 1 -T "$SECONDS_EACH" \
-        -f "$3" $DB 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+    local out tps
+    out=$(pgbench -h "$2" -U postgres -n -M prepared -D k=0 -c "$CLIENTS" -j 1 -T "$SECONDS_EACH" \
+        -f "$3" $DB 2>&1) || { echo "$out" >&2; exit 1; }
+    if grep -qiE 'error|aborted' <<<"$out"; then echo "$out" >&2; exit 1; fi
+    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")
     printf '%-44s %8.0f/s\n' "$1" "$tps"
 }
 echo "pgbench, $CLIENTS clients, ${SECONDS_EACH}s each, $(nproc) cores, $(psql -h 127.0.0.1 -U postgres -XAtc 'SHOW server_version')"
