@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What PostgreSQL on this machine allows for a refresh, without tokend: pgbench runs the same
-# statements a refresh sends (refresh.sql), the rotation transaction alone (refresh_tx.sql), and
+# statements a refresh sends (refresh.sql), the rotation transaction alone (derived from it), and
 # ten empty round trips (select1.sql), over TCP (TLS, as libpq negotiates by default) and over the
 # Unix socket. docs/benchmarks.md reads tokend's refresh figure against these.
 #
@@ -13,7 +13,10 @@ DB=tokend_pgbench
 export PGOPTIONS="-c client_min_messages=warning"
 ADMIN=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
 "${ADMIN[@]}" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-trap '"${ADMIN[@]}" -c "DROP DATABASE IF EXISTS $DB"' EXIT
+TX=$(mktemp)
+trap '"${ADMIN[@]}" -c "DROP DATABASE IF EXISTS $DB"; rm -f "$TX"' EXIT
+# The rotation transaction alone: refresh.sql without the pool checks and the client lookup.
+grep -v -e '^SELECT 1;' -e 'FROM clients' refresh.sql >"$TX"
 for up in ../../migrations/postgres/*/up.sql; do "${ADMIN[@]}" -d $DB -f "$up"; done
 "${ADMIN[@]}" -d $DB <<'SQL'
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
@@ -42,7 +45,7 @@ run() { # label host script
 echo "pgbench, $CLIENTS clients, ${SECONDS_EACH}s each, $(nproc) cores, $(psql -h 127.0.0.1 -U postgres -XAtc 'SHOW server_version')"
 run "refresh as tokend sends it, TCP+TLS" 127.0.0.1 refresh.sql
 run "refresh as tokend sends it, Unix socket" /var/run/postgresql refresh.sql
-run "rotation transaction alone, TCP+TLS" 127.0.0.1 refresh_tx.sql
-run "rotation transaction alone, Unix socket" /var/run/postgresql refresh_tx.sql
+run "rotation transaction alone, TCP+TLS" 127.0.0.1 "$TX"
+run "rotation transaction alone, Unix socket" /var/run/postgresql "$TX"
 run "10 x SELECT 1, TCP+TLS" 127.0.0.1 select1.sql
 run "10 x SELECT 1, Unix socket" /var/run/postgresql select1.sql
