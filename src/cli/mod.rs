@@ -226,12 +226,11 @@ pub async fn run(command: Command, config: Config, json_out: bool) -> anyhow::Re
             } else {
                 let d = report.deleted;
                 println!(
-                    "{} {} sessions, {} access tokens, {} refresh tokens, {} personal tokens ({} batches, {} ms)",
+                    "{} {} sessions, {} personal tokens, {} authorization codes ({} batches, {} ms)",
                     if dry_run { "would delete" } else { "deleted" },
                     d.sessions,
-                    d.access_tokens,
-                    d.refresh_tokens,
                     d.personal_access_tokens,
+                    d.auth_codes,
                     report.batches,
                     report.elapsed_ms
                 );
@@ -483,7 +482,11 @@ async fn client(cmd: ClientCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<
                         "{:<38} {:<8} {:<45} {}",
                         c.client_id,
                         if c.public { "public" } else { "secret" },
-                        c.grant_types.join(","),
+                        c.grant_types
+                            .iter()
+                            .map(|g| g.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
                         c.name
                     );
                 }

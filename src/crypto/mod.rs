@@ -3,10 +3,12 @@
 pub mod jwt;
 pub mod keys;
 pub mod password;
+pub mod refresh;
 pub mod token;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -21,6 +23,44 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 pub fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes unpadded base64url; `None` for anything else.
+pub fn b64url_decode(value: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(value).ok()
+}
+
+/// A 256-bit server-held HMAC key (the refresh key, the sign-in form's CSRF key). Each purpose has
+/// a key of its own; `Debug` never shows it.
+#[derive(Clone)]
+pub struct HmacKey([u8; 32]);
+
+impl std::fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HmacKey(<redacted>)")
+    }
+}
+
+impl HmacKey {
+    pub fn generate() -> HmacKey {
+        HmacKey(random_bytes::<32>())
+    }
+
+    /// Parses the stored form (32 bytes in base64url).
+    pub fn from_b64url(value: &str) -> Option<HmacKey> {
+        b64url_decode(value)?.try_into().ok().map(HmacKey)
+    }
+
+    pub fn to_b64url(&self) -> String {
+        b64url(&self.0)
+    }
+
+    /// A fresh HMAC-SHA256 under this key.
+    pub fn mac(&self) -> Hmac<Sha256> {
+        // A 32-byte key: the length HMAC-SHA256 takes without hashing it.
+        #[allow(clippy::expect_used)]
+        Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length")
+    }
 }
 
 /// Lower-case hex SHA-256 of `value`.

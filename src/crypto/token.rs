@@ -1,10 +1,8 @@
-//! Opaque tokens: refresh tokens, personal access tokens and client secrets. Each is 256 bits from
-//! the OS CSPRNG behind a prefix that says what it is; only its SHA-256 is ever stored.
+//! Opaque tokens: personal access tokens and client secrets, each 256 bits from the OS CSPRNG
+//! behind a prefix that says what it is, of which only the SHA-256 is ever stored; and the prefix
+//! of refresh tokens, which are computed from their session ([`super::refresh`]).
 
 use std::fmt;
-
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use super::{b64url, random_bytes, sha256_hex};
 
@@ -75,23 +73,6 @@ impl OpaqueToken {
     pub fn hash(&self) -> TokenHash {
         TokenHash(sha256_hex(self.0.as_bytes()))
     }
-
-    /// The refresh token that replaces this one when it is rotated: HMAC-SHA256 of this token under
-    /// a server-held key. Deterministic, so a replay inside the grace window gets the very same
-    /// successor; unpredictable without the key; and the database still holds only hashes.
-    pub fn successor(&self, key: &[u8]) -> OpaqueToken {
-        // HMAC takes keys of any length.
-        #[allow(clippy::expect_used)]
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
-        mac.update(b"tokend refresh successor\0");
-        mac.update(self.0.as_bytes());
-        let digest = mac.finalize().into_bytes();
-        OpaqueToken(format!(
-            "{}{}",
-            TokenKind::Refresh.prefix(),
-            b64url(&digest)
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -100,19 +81,11 @@ mod tests {
 
     #[test]
     fn generated_tokens_carry_their_prefix_and_256_bits() {
-        let token = OpaqueToken::generate(TokenKind::Refresh);
-        let body = token.expose().strip_prefix("tokend_rt_").expect("prefix");
+        let token = OpaqueToken::generate(TokenKind::Personal);
+        let body = token.expose().strip_prefix("tokend_pat_").expect("prefix");
         assert_eq!(body.len(), 43, "32 bytes in unpadded base64url");
-        assert_ne!(token, OpaqueToken::generate(TokenKind::Refresh));
-        assert_eq!(TokenKind::of(token.expose()), Some(TokenKind::Refresh));
-    }
-
-    #[test]
-    fn successor_is_deterministic_per_key() {
-        let token = OpaqueToken::generate(TokenKind::Refresh);
-        assert_eq!(token.successor(b"k1"), token.successor(b"k1"));
-        assert_ne!(token.successor(b"k1"), token.successor(b"k2"));
-        assert!(token.successor(b"k1").expose().starts_with("tokend_rt_"));
+        assert_ne!(token, OpaqueToken::generate(TokenKind::Personal));
+        assert_eq!(TokenKind::of(token.expose()), Some(TokenKind::Personal));
     }
 
     #[test]

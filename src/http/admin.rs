@@ -212,7 +212,7 @@ pub struct NewClientBody {
     name: String,
     #[serde(default)]
     public: bool,
-    #[schema(min_items = 1, inline, value_type = Vec<crate::http::openapi::GrantType>)]
+    #[schema(min_items = 1, inline, value_type = Vec<crate::service::grant_type::GrantType>)]
     grant_types: Vec<String>,
     #[serde(default)]
     #[schema(value_type = Vec<crate::http::openapi::RedirectUri>)]

@@ -10,8 +10,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
 use super::error::ApiError;
 use super::{meta, params};
@@ -196,7 +195,7 @@ async fn validate(ctx: &Ctx, pairs: Vec<(String, String)>) -> Result<Request, Re
             ))
         }
     }
-    if !client.allows_grant("authorization_code") {
+    if !client.allows_grant(crate::service::grant_type::GrantType::AuthorizationCode) {
         return Err(fail(
             "unauthorized_client",
             "this client may not use the authorization code flow",
@@ -261,9 +260,7 @@ async fn validate(ctx: &Ctx, pairs: Vec<(String, String)>) -> Result<Request, Re
 
 /// The HMAC under which the form carries the browser's CSRF cookie value.
 fn csrf_field(ctx: &Ctx, browser_value: &str) -> String {
-    // HMAC takes keys of any length.
-    #[allow(clippy::expect_used)]
-    let mut mac = Hmac::<Sha256>::new_from_slice(&ctx.successor_key).expect("any key length");
+    let mut mac = ctx.secrets.csrf_key.mac();
     mac.update(b"tokend sign-in form\0");
     mac.update(browser_value.as_bytes());
     b64url(&mac.finalize().into_bytes())

@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::service::grant_type::GrantType;
 use crate::service::Ctx;
 
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
@@ -19,7 +20,7 @@ pub async fn metadata(ctx: web::Data<Ctx>) -> HttpResponse {
             "revocation_endpoint": format!("{issuer}/oauth/revoke"),
             "introspection_endpoint": format!("{issuer}/oauth/introspect"),
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-            "grant_types_supported": ["authorization_code", "password", "refresh_token", "client_credentials"],
+            "grant_types_supported": GrantType::ALL,
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "authorization_response_iss_parameter_supported": true,

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::error::ApiError;
 use super::{client_auth, meta, params};
 use crate::service::scope::ScopeSet;
-use crate::service::{authorize, grants, introspection, revocation, Ctx};
+use crate::service::{authorize, introspection, issuing, refresh, revocation, signin, Ctx};
 
 fn no_store(mut response: HttpResponse) -> HttpResponse {
     let headers = response.headers_mut();
@@ -77,7 +77,7 @@ fn requested_scope(params: &params::Params) -> Result<Option<ScopeSet>, ApiError
 
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
     request_body(content = crate::http::openapi::TokenRequest, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = crate::service::grants::TokenResponse), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 413, body = crate::http::openapi::ErrorBody), (status = 429, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::service::issuing::TokenResponse), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 413, body = crate::http::openapi::ErrorBody), (status = 429, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
 pub async fn token(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -99,7 +99,7 @@ pub async fn token(
             let password = params.require("password")?.to_owned();
             let scope = requested_scope(&params)?;
             let device_name = params.get("device_name").map(str::to_owned);
-            grants::password(&ctx, client, username, password, scope, device_name, meta).await
+            signin::password(&ctx, client, username, password, scope, device_name, meta).await
         }
         "refresh_token" => {
             let refresh_token = match params.get("refresh_token") {
@@ -116,11 +116,11 @@ pub async fn token(
                 None => params.require("refresh_token")?.to_owned(),
             };
             let scope = requested_scope(&params)?;
-            grants::refresh(&ctx, client, refresh_token, scope, meta).await
+            refresh::refresh(&ctx, client, refresh_token, scope, meta).await
         }
         "client_credentials" => {
             let scope = requested_scope(&params)?;
-            grants::client_credentials(&ctx, client, scope, meta).await
+            issuing::client_credentials(&ctx, client, scope, meta).await
         }
         "authorization_code" => {
             let code = params.require("code")?.to_owned();
@@ -207,7 +207,7 @@ pub async fn introspect(
         ));
     }
     let token = params.require("token")?;
-    let answer = introspection::introspect(&ctx, token)
+    let answer = introspection::introspect(&ctx, &client, token)
         .await
         .map_err(ApiError::oauth)?;
     Ok(no_store(HttpResponse::Ok().json(answer)))

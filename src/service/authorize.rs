@@ -8,9 +8,11 @@ use sha2::{Digest, Sha256};
 
 use super::audit::{self, Event};
 use super::clients::ClientInfo;
-use super::grants::{self, SignedIn, TokenResponse, KIND_AUTHORIZATION_CODE};
+use super::grant_type::GrantType;
+use super::issuing::{self, Opening, SessionKind, TokenResponse};
 use super::revocation::{self, Reason};
 use super::scope::{self, ScopeSet};
+use super::signin::{self, SignedIn};
 use super::{Ctx, RequestMeta, Result, ServiceError};
 use crate::crypto::{b64url, constant_time_eq, random_bytes, sha256_hex};
 use crate::store::models::AuthCode;
@@ -59,7 +61,7 @@ pub async fn sign_in(
     password: String,
     meta: &RequestMeta,
 ) -> Result<SignedIn> {
-    grants::verify_credentials(ctx, client, username, password, meta).await
+    signin::verify_credentials(ctx, client, username, password, meta).await
 }
 
 /// Issues a code for a signed-in user. `invalid_scope` when the user may not hold what was asked
@@ -70,7 +72,7 @@ pub async fn issue_code(
     approval: Approval,
     meta: RequestMeta,
 ) -> Result<String> {
-    let allowed = grants::allowed_scopes(&approval.client, &signed_in.user);
+    let allowed = signin::allowed_scopes(&approval.client, &signed_in.user);
     let granted =
         scope::grant(approval.requested.as_ref(), &allowed).map_err(ServiceError::InvalidScope)?;
     let code = format!("tokend_ac_{}", b64url(&random_bytes::<32>()));
@@ -86,26 +88,28 @@ pub async fn issue_code(
         used_at: None,
         session_id: None,
     };
-    ctx.pool
-        .run(move |conn| {
-            conn.write(|conn| {
-                grants::record_signin_in_tx(conn, &signed_in)?;
-                store::codes::insert(conn, &row)?;
-                audit::record(
-                    conn,
-                    Event {
-                        kind: "signin_success",
-                        reason: Some("authorization_page"),
-                        user_id: Some(&signed_in.user.id),
-                        client_id: Some(&row.client_id),
-                        ..Default::default()
-                    },
-                    &meta,
-                )
-            })
-            .map_err(ServiceError::from)
-        })
-        .await?;
+    let client = approval.client;
+    ctx.write(move |conn| {
+        // A code opens a session later: it must not outlive a password change or a disable
+        // that committed while this sign-in was in Argon2 (SECURITY.md 30).
+        if let Err(refused) = signin::confirm_in_tx(conn, &signed_in, &client, &meta)? {
+            return Ok(Err(refused));
+        }
+        store::codes::insert(conn, &row)?;
+        audit::record(
+            conn,
+            Event {
+                kind: "signin_success",
+                reason: Some("authorization_page"),
+                user_id: Some(&signed_in.user.id),
+                client_id: Some(&row.client_id),
+                ..Default::default()
+            },
+            &meta,
+        )?;
+        Ok(Ok(()))
+    })
+    .await??;
     Ok(code)
 }
 
@@ -118,29 +122,25 @@ pub async fn exchange(
     verifier: Option<String>,
     meta: RequestMeta,
 ) -> Result<TokenResponse> {
-    client.require_grant("authorization_code")?;
+    client.require_grant(GrantType::AuthorizationCode)?;
     if code.len() > 200 || redirect_uri.len() > 2000 {
         return Err(ServiceError::InvalidGrant(BAD_CODE.to_owned()));
     }
     let key = ctx.keys.signing_key()?;
     let ctx2 = ctx.clone();
-    ctx.pool
-        .run(move |conn| {
-            conn.write(|conn| {
-                exchange_in_tx(
-                    conn,
-                    &ctx2,
-                    &key,
-                    &client,
-                    &code,
-                    &redirect_uri,
-                    verifier.as_deref(),
-                    &meta,
-                )
-            })
-            .map_err(ServiceError::from)?
-        })
-        .await
+    ctx.write(move |conn| {
+        exchange_in_tx(
+            conn,
+            &ctx2,
+            &key,
+            &client,
+            &code,
+            &redirect_uri,
+            verifier.as_deref(),
+            &meta,
+        )
+    })
+    .await?
 }
 
 /// Inside one write transaction. Refusals that must stick (a used-up code, a session ended for a
@@ -169,6 +169,12 @@ fn exchange_in_tx(
         // Another client's code: refused, and left alone (the rightful client may still use it).
         return refused("another client's code");
     }
+    // The user's lock first, as every transaction that opens a session for the user takes it: a
+    // logout-all or password change either committed before (and used this code up) or waits
+    // until this exchange has committed its session (and then ends it).
+    let Some(user_lock) = store::users::lock(conn, &row.user_id)? else {
+        return refused("user gone");
+    };
     if row.used_at.is_some() || store::codes::claim(conn, &hash, now)? == 0 {
         // A second use: whatever the first use issued is revoked (RFC 6749 §4.1.2).
         if let Some(session_id) = &row.session_id {
@@ -210,27 +216,41 @@ fn exchange_in_tx(
         (None, Some(_)) => return refused("code_verifier without a challenge"),
         (None, None) => {}
     }
+    if user_lock.disabled_at.is_some() {
+        return refused("user disabled");
+    }
     let Some(user) = store::users::find_by_id(conn, &row.user_id)? else {
         return refused("user gone");
     };
-    if user.disabled_at.is_some() {
-        return refused("user disabled");
-    }
-    let signed_in = SignedIn { user, rehash: None };
     let granted = ScopeSet::from_stored(&row.scope);
-    let (session, response) = grants::open_user_session_in_tx(
+    let opened = issuing::open_session_in_tx(
         conn,
         ctx,
         key,
-        &signed_in,
-        client,
-        &granted,
-        KIND_AUTHORIZATION_CODE,
-        None,
+        Opening {
+            user: Some(&user),
+            client,
+            kind: SessionKind::AuthorizationCode,
+            scope: &granted,
+            device_name: None,
+            meta,
+        },
+    )?;
+    store::codes::set_session(conn, &hash, &opened.session.id)?;
+    // The code's sign-in was recorded when the code was issued.
+    audit::record(
+        conn,
+        Event {
+            kind: "code_exchanged",
+            reason: Some("authorization_code"),
+            user_id: Some(&user.id),
+            session_id: Some(&opened.session.id),
+            client_id: Some(&client.client_id),
+            ..Default::default()
+        },
         meta,
     )?;
-    store::codes::set_session(conn, &hash, &session.id)?;
-    Ok(Ok(response))
+    Ok(Ok(opened.response))
 }
 
 #[cfg(test)]

@@ -1,19 +1,23 @@
-//! Start-up: connect, migrate, make sure the server secrets and a signing key exist, and on an
-//! empty database create the first admin and the `tokend-cli` client.
+//! Start-up: connect, migrate, make sure the server secrets (the refresh key, the CSRF key) and a
+//! signing key exist, and on an empty database create the first admin and the `tokend-cli` client.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 
 use super::clients::{self, NewClient};
+use super::grant_type::GrantType;
 use super::keys::KeyManager;
-use super::{users, Ctx, ServiceError};
+use super::{users, Ctx, ServerSecrets, ServiceError};
 use crate::config::Config;
+use crate::crypto::keys::KeyEncryptionKey;
 use crate::crypto::password::{self, PasswordHasher};
-use crate::crypto::{b64url, random_bytes};
-use crate::store::{self, Pool, PoolOptions};
+use crate::crypto::{b64url, random_bytes, HmacKey};
+use crate::store::{self, Conn, Pool, PoolOptions};
 
-const SUCCESSOR_KEY: &str = "refresh_successor_key";
+/// The `server_secrets` rows of the HMAC keys, one per purpose.
+pub const REFRESH_KEY: &str = "refresh_key";
+pub const CSRF_KEY: &str = "csrf_key";
 const BOOTSTRAP_MARKER: &str = "bootstrapped";
 pub const CLI_CLIENT_ID: &str = "tokend-cli";
 pub const ADMIN_USERNAME: &str = "admin";
@@ -54,26 +58,11 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
         tracing::info!(migrations = ?applied, "applied database migrations");
     }
     let mut conn = pool.get().context("connecting to the database")?;
-    // The key refresh-token successors are derived with. Sealed like the signing keys when a
-    // key-encryption key is configured: with it, a database backup and an old refresh token would
-    // give the current one.
     let kek = config.key_encryption_key.as_ref();
-    let fresh = b64url(&random_bytes::<32>());
-    let initial = match kek {
-        Some(kek) => kek.seal(SUCCESSOR_KEY, &fresh)?,
-        None => fresh,
+    let secrets = ServerSecrets {
+        refresh_key: server_key(&mut conn, kek, REFRESH_KEY)?,
+        csrf_key: server_key(&mut conn, kek, CSRF_KEY)?,
     };
-    let stored = conn
-        .write(|conn| {
-            store::keys::secret_get_or_insert(conn, SUCCESSOR_KEY, &initial, store::now())
-        })
-        .context("loading the server secrets")?;
-    let successor_key = crate::crypto::keys::unseal(kek, SUCCESSOR_KEY, &stored)?;
-    if let (Some(kek), false) = (kek, stored.starts_with("enc:")) {
-        let sealed = kek.seal(SUCCESSOR_KEY, &successor_key)?;
-        conn.write(|conn| store::keys::secret_set(conn, SUCCESSOR_KEY, &sealed))
-            .context("sealing the server secrets")?;
-    }
     let keys = KeyManager::new(config.key_encryption_key.clone(), config.access_token_ttl);
     if purpose == Purpose::Serve {
         keys.ensure_active(&mut conn, config.signing_alg)
@@ -88,9 +77,37 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
         config: Arc::new(config),
         keys: Arc::new(keys),
         hasher: PasswordHasher::new(cores)?,
-        successor_key: Arc::from(successor_key.into_bytes()),
+        secrets: Arc::new(secrets),
         origins: Arc::default(),
     })
+}
+
+/// The HMAC key stored as `name`, made on first use. Sealed with the key-encryption key when one
+/// is set (a key stored in the clear is sealed the first time a node starts with one): with the
+/// refresh key, a database backup would let anyone mint refresh tokens of every live session.
+fn server_key(
+    conn: &mut Conn,
+    kek: Option<&KeyEncryptionKey>,
+    name: &str,
+) -> anyhow::Result<HmacKey> {
+    let fresh = HmacKey::generate().to_b64url();
+    let initial = match kek {
+        Some(kek) => kek.seal(name, &fresh)?,
+        None => fresh,
+    };
+    // Every node that races here ends up with the one value that was inserted first.
+    let stored = conn
+        .write(|conn| store::keys::secret_get_or_insert(conn, name, &initial, store::now()))
+        .with_context(|| format!("loading the server secret {name}"))?;
+    let plain = crate::crypto::keys::unseal(kek, name, &stored)?;
+    let key = HmacKey::from_b64url(&plain)
+        .ok_or_else(|| anyhow::anyhow!("the server secret {name} is not a 256-bit key"))?;
+    if let (Some(kek), false) = (kek, stored.starts_with("enc:")) {
+        let sealed = kek.seal(name, &plain)?;
+        conn.write(|conn| store::keys::secret_set(conn, name, &sealed))
+            .with_context(|| format!("sealing the server secret {name}"))?;
+    }
+    Ok(key)
 }
 
 /// On the first start of a database, creates the admin user and the public `tokend-cli` client.
@@ -116,7 +133,10 @@ pub fn seed(ctx: &Ctx) -> anyhow::Result<Option<Bootstrapped>> {
                     client_id: Some(CLI_CLIENT_ID.to_owned()),
                     name: "tokend command line and first-party apps".to_owned(),
                     public: true,
-                    grant_types: vec!["password".to_owned(), "refresh_token".to_owned()],
+                    grant_types: vec![
+                        GrantType::Password.as_str().to_owned(),
+                        GrantType::RefreshToken.as_str().to_owned(),
+                    ],
                     scopes: vec!["account".to_owned(), "admin".to_owned()],
                     ..Default::default()
                 },

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::audit::{self, Event};
+use super::grant_type::GrantType;
 use super::revocation;
 use super::scope::ScopeSet;
 use super::{Ctx, RequestMeta, Result, ServiceError};
@@ -11,20 +12,13 @@ use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::store::models::Client;
 use crate::store::{self, Conn};
 
-pub const GRANT_TYPES: &[&str] = &[
-    "authorization_code",
-    "client_credentials",
-    "password",
-    "refresh_token",
-];
-
 /// A registered client, with its lists parsed.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientInfo {
     pub client_id: String,
     pub name: String,
     pub public: bool,
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
     pub redirect_uris: Vec<String>,
     pub scopes: Vec<String>,
     pub allowed_origins: Vec<String>,
@@ -48,7 +42,11 @@ impl ClientInfo {
             client_id: row.id.clone(),
             name: row.name.clone(),
             public: row.is_public,
-            grant_types: split(&row.grant_types),
+            // A name this version does not know grants nothing.
+            grant_types: split(&row.grant_types)
+                .iter()
+                .filter_map(|g| GrantType::parse(g))
+                .collect(),
             redirect_uris: split(&row.redirect_uris),
             scopes: split(&row.scopes),
             allowed_origins: split(&row.allowed_origins),
@@ -58,12 +56,12 @@ impl ClientInfo {
         }
     }
 
-    pub fn allows_grant(&self, grant: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant)
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
     }
 
     /// `unauthorized_client` unless the client is registered for `grant` (RFC 6749 §5.2).
-    pub fn require_grant(&self, grant: &str) -> Result<()> {
+    pub fn require_grant(&self, grant: GrantType) -> Result<()> {
         if self.allows_grant(grant) {
             Ok(())
         } else {
@@ -100,8 +98,7 @@ const AUTH_FAILED: &str = "client authentication failed";
 pub async fn authenticate(ctx: &Ctx, creds: ClientCredentials) -> Result<ClientInfo> {
     let ClientCredentials { client_id, secret } = creds;
     let row = ctx
-        .pool
-        .run(move |conn| store::clients::find(conn, &client_id).map_err(ServiceError::from))
+        .query(move |conn| store::clients::find(conn, &client_id))
         .await?
         .ok_or_else(|| ServiceError::InvalidClient(AUTH_FAILED.to_owned()))?;
     match (&row.secret_hash, secret) {
@@ -125,8 +122,7 @@ pub async fn authenticate(ctx: &Ctx, creds: ClientCredentials) -> Result<ClientI
 /// A registered, not deleted client by its id.
 pub async fn find(ctx: &Ctx, client_id: String) -> Result<Option<ClientInfo>> {
     let row = ctx
-        .pool
-        .run(move |conn| store::clients::find(conn, &client_id).map_err(ServiceError::from))
+        .query(move |conn| store::clients::find(conn, &client_id))
         .await?;
     Ok(row.as_ref().map(ClientInfo::from_row))
 }
@@ -200,21 +196,26 @@ pub fn create(conn: &mut Conn, new: NewClient) -> Result<CreatedClient> {
         ));
     }
     check_list("grant_types", &new.grant_types, |g| {
-        GRANT_TYPES.contains(&g)
+        GrantType::parse(g).is_some()
     })?;
     if new.grant_types.is_empty() {
         return Err(ServiceError::InvalidRequest(format!(
             "grant_types: at least one of {}",
-            GRANT_TYPES.join(", ")
+            GrantType::names()
         )));
     }
-    if new.public && new.grant_types.iter().any(|g| g == "client_credentials") {
+    let grants: Vec<GrantType> = new
+        .grant_types
+        .iter()
+        .filter_map(|g| GrantType::parse(g))
+        .collect();
+    if new.public && grants.contains(&GrantType::ClientCredentials) {
         return Err(ServiceError::InvalidRequest(
             "grant_types: client_credentials needs a confidential client".to_owned(),
         ));
     }
     check_list("redirect_uris", &new.redirect_uris, is_absolute_uri)?;
-    if new.grant_types.iter().any(|g| g == "authorization_code") && new.redirect_uris.is_empty() {
+    if grants.contains(&GrantType::AuthorizationCode) && new.redirect_uris.is_empty() {
         return Err(ServiceError::InvalidRequest(
             "redirect_uris: the authorization_code grant needs at least one".to_owned(),
         ));
@@ -224,7 +225,7 @@ pub fn create(conn: &mut Conn, new: NewClient) -> Result<CreatedClient> {
     check_list("allowed_origins", &new.allowed_origins, is_origin)?;
     check_list("audiences", &new.audiences, |_| true)?;
     if new.refresh_token_cookie {
-        if !new.grant_types.iter().any(|g| g == "refresh_token") {
+        if !grants.contains(&GrantType::RefreshToken) {
             return Err(ServiceError::InvalidRequest(
                 "refresh_token_cookie: the client needs the refresh_token grant".to_owned(),
             ));
@@ -288,9 +289,7 @@ pub async fn register(
     actor_id: Option<String>,
     meta: RequestMeta,
 ) -> Result<CreatedClient> {
-    ctx.pool
-        .run(move |conn| {
-            conn.write(|conn| {
+    ctx.write(move |conn| {
                 let created = match create(conn, new) {
                     Ok(created) => created,
                     Err(e) => return Ok(Err(e)),
@@ -311,17 +310,12 @@ pub async fn register(
                     &meta,
                 )?;
                 Ok(Ok(created))
-            })
-            .map_err(ServiceError::from)?
-        })
-        .await
+    })
+    .await?
 }
 
 pub async fn list(ctx: &Ctx) -> Result<Vec<ClientInfo>> {
-    let rows = ctx
-        .pool
-        .run(|conn| store::clients::list(conn).map_err(ServiceError::from))
-        .await?;
+    let rows = ctx.query(store::clients::list).await?;
     Ok(rows.iter().map(ClientInfo::from_row).collect())
 }
 

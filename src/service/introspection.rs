@@ -2,8 +2,10 @@
 
 use serde::Serialize;
 
+use super::clients::ClientInfo;
 use super::{Ctx, Result, ServiceError};
-use crate::crypto::token::{OpaqueToken, TokenKind};
+use crate::crypto::refresh;
+use crate::crypto::token::TokenKind;
 use crate::store;
 
 #[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -37,9 +39,10 @@ const INACTIVE: Introspection = Introspection {
     details: None,
 };
 
-pub async fn introspect(ctx: &Ctx, token: &str) -> Result<Introspection> {
+/// Introspects `token` for the confidential client `caller`.
+pub async fn introspect(ctx: &Ctx, caller: &ClientInfo, token: &str) -> Result<Introspection> {
     match TokenKind::of(token) {
-        Some(TokenKind::Refresh) => introspect_refresh(ctx, token).await,
+        Some(TokenKind::Refresh) => introspect_refresh(ctx, caller, token).await,
         Some(TokenKind::Personal) => {
             match super::validation::authenticate_personal(ctx, token).await {
                 Ok((principal, row)) => Ok(Introspection {
@@ -90,36 +93,34 @@ pub async fn introspect(ctx: &Ctx, token: &str) -> Result<Introspection> {
     }
 }
 
-async fn introspect_refresh(ctx: &Ctx, token: &str) -> Result<Introspection> {
-    let hash = OpaqueToken::from_presented(token).hash();
+/// A refresh token is active while it is its session's current generation and usable. Only the
+/// client it was issued to learns anything about it: to anyone else it is `{"active": false}`, so
+/// introspection is no oracle for testing stolen refresh tokens.
+async fn introspect_refresh(ctx: &Ctx, caller: &ClientInfo, token: &str) -> Result<Introspection> {
+    let Some(presented) = refresh::parse(token) else {
+        return Ok(INACTIVE);
+    };
+    let sid = presented.session_id.clone();
     let found = ctx
-        .pool
-        .run(move |conn| {
-            let Some((token, session)) = store::tokens::find_refresh_by_hash(conn, &hash.0)? else {
-                return Ok(None);
-            };
-            let username = match &session.user_id {
-                Some(id) => store::users::find_by_id(conn, id)?
-                    .filter(|u| u.disabled_at.is_none())
-                    .map(|u| u.username),
-                None => None,
-            };
-            Ok::<_, ServiceError>(Some((token, session, username)))
-        })
+        .query(move |conn| store::sessions::find_with_user(conn, &sid))
         .await?;
-    let Some((token, session, username)) = found else {
+    let Some((session, user)) = found else {
         return Ok(INACTIVE);
     };
     let now = store::now();
-    let live = token.used_at.is_none()
-        && token.revoked_at.is_none()
-        && token.expires_at > now
-        && session.revoked_at.is_none()
-        && session.expires_at > now
-        && (session.user_id.is_none() || username.is_some());
-    if !live {
+    let username = match user {
+        Some((_, _, Some(_))) => return Ok(INACTIVE),
+        Some((name, _, None)) => Some(name),
+        None => None,
+    };
+    let active = super::refresh::is_genuine(ctx, &presented, &session)
+        && presented.generation == session.refresh_generation
+        && session.client_id == caller.client_id
+        && session.refresh_usable(now);
+    if !active {
         return Ok(INACTIVE);
     }
+    let issued_at = session.rotated_at.unwrap_or(session.created_at);
     Ok(Introspection {
         active: true,
         details: Some(Details {
@@ -129,12 +130,13 @@ async fn introspect_refresh(ctx: &Ctx, token: &str) -> Result<Introspection> {
             sub: session.user_id.unwrap_or(session.client_id),
             token_type: "Bearer",
             token_use: "refresh_token",
-            exp: Some(token.expires_at.and_utc().timestamp()),
-            iat: token.issued_at.and_utc().timestamp(),
-            nbf: token.issued_at.and_utc().timestamp(),
+            exp: session.refresh_expires_at.map(|t| t.and_utc().timestamp()),
+            iat: issued_at.and_utc().timestamp(),
+            nbf: issued_at.and_utc().timestamp(),
             aud: vec![ctx.config.issuer.clone()],
             iss: ctx.config.issuer.clone(),
-            jti: token.id,
+            // One value per token: the session and the generation.
+            jti: format!("{}.{}", session.id, session.refresh_generation),
             sid: session.id,
         }),
     })

@@ -6,15 +6,18 @@ pub mod audit;
 pub mod authorize;
 pub mod bootstrap;
 pub mod clients;
-pub mod grants;
+pub mod grant_type;
 pub mod introspection;
+pub mod issuing;
 pub mod keys;
 pub mod origins;
 pub mod personal_tokens;
 pub mod purge;
+pub mod refresh;
 pub mod revocation;
 pub mod scope;
 pub mod sessions;
+pub mod signin;
 pub mod throttle;
 pub mod users;
 pub mod validation;
@@ -23,7 +26,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::crypto::password::PasswordHasher;
-use crate::store::{Pool, StoreError};
+use crate::crypto::HmacKey;
+use crate::store::{self, Conn, Pool, StoreError};
 
 /// Everything a service operation needs, cheap to clone.
 #[derive(Clone)]
@@ -32,10 +36,54 @@ pub struct Ctx {
     pub config: Arc<Config>,
     pub keys: Arc<keys::KeyManager>,
     pub hasher: PasswordHasher,
-    /// Server-held HMAC key from which each refresh token's successor is derived.
-    pub successor_key: Arc<[u8]>,
+    /// Server-held keys every node shares, one per purpose.
+    pub secrets: Arc<ServerSecrets>,
     /// Browser origins registered by clients (CORS).
     pub origins: Arc<origins::OriginCache>,
+}
+
+/// The HMAC keys kept in `server_secrets` (sealed at rest when a key-encryption key is set), each
+/// for one purpose only.
+#[derive(Debug)]
+pub struct ServerSecrets {
+    /// Tags every refresh token (docs/revocation.md).
+    pub refresh_key: HmacKey,
+    /// Binds the sign-in form to the browser's CSRF cookie.
+    pub csrf_key: HmacKey,
+}
+
+impl Ctx {
+    /// Runs `f` with a pooled connection on the blocking pool, never on an async worker; `f`
+    /// opens whatever transactions it needs.
+    pub async fn db<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Conn) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.pool.run(f).await
+    }
+
+    /// Runs store queries outside any transaction of their own (a read, or one statement).
+    pub async fn query<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Conn) -> store::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.pool
+            .run(move |conn| f(conn).map_err(ServiceError::from))
+            .await
+    }
+
+    /// Runs `f` as one write transaction (see [`Conn::write`]).
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Conn) -> store::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.pool
+            .run(move |conn| conn.write(f).map_err(ServiceError::from))
+            .await
+    }
 }
 
 /// Who is asking, for the audit trail and the session list.

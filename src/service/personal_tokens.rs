@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Serialize;
 
 use super::audit::Event;
+use super::issuing::{self, SessionKind};
 use super::revocation::{self, Reason, Scope};
 use super::scope::{ScopeSet, ADMIN};
 use super::validation::Principal;
@@ -13,7 +14,6 @@ use crate::crypto::token::{OpaqueToken, TokenKind};
 use crate::store::models::{PersonalAccessToken, Session};
 use crate::store::{self, Conn};
 
-pub const KIND: &str = "personal_access_token";
 /// Longest lifetime a token may ask for: ten years.
 const MAX_EXPIRES_IN: i64 = 10 * 366 * 86_400;
 
@@ -119,97 +119,91 @@ pub async fn create(
             )));
         }
     }
-    let client_id = caller.client_id.clone();
-    ctx.pool
-        .run(move |conn| {
-            conn.write(|conn| {
-                let now = store::now();
-                let expires_at = expires_in.map(|s| now + chrono::TimeDelta::seconds(s));
-                let session = super::grants::new_session(
-                    Some(user_id.clone()),
-                    &client_id,
-                    KIND,
-                    &requested,
-                    Some(name.clone()),
-                    &meta,
-                    now,
-                    expires_at.unwrap_or_else(never),
-                );
-                store::tokens::insert_session(conn, &session)?;
-                let token = OpaqueToken::generate(TokenKind::Personal);
-                let row = PersonalAccessToken {
-                    id: new_id(),
-                    session_id: session.id.clone(),
-                    user_id: user_id.clone(),
-                    name: name.clone(),
-                    token_hash: token.hash().0,
-                    created_at: now,
-                    expires_at,
-                };
-                store::tokens::insert_personal_token(conn, &row)?;
-                super::audit::record(
-                    conn,
-                    Event {
-                        kind: "personal_token_created",
-                        reason: Some("created"),
-                        actor_id: Some(&user_id),
-                        user_id: Some(&user_id),
-                        session_id: Some(&session.id),
-                        client_id: Some(&client_id),
-                    },
-                    &meta,
-                )?;
-                Ok(CreatedToken {
-                    id: row.id,
-                    name: row.name,
-                    token: token.into_inner(),
-                    scopes: requested.to_vec(),
-                    expires_at: expires_at.map(|t| t.and_utc()),
-                })
-            })
-            .map_err(ServiceError::from)
-        })
-        .await
+    let (client_id, creator) = (caller.client_id.clone(), caller.session_id.clone());
+    ctx.write(move |conn| {
+        let now = store::now();
+        // The user's lock, as every transaction that opens a session for the user takes it; then
+        // the creating session must still be live and the user enabled: a logout-all, password
+        // change or disable that committed since the bearer check wins (SECURITY.md 30).
+        let user = store::users::lock(conn, &user_id)?;
+        let creator_live = store::sessions::find(conn, &creator)?.is_some_and(|s| s.is_live(now));
+        if user.is_none_or(|u| u.disabled_at.is_some()) || !creator_live {
+            return Ok(Err(ServiceError::InvalidToken(
+                "the access token has been revoked".to_owned(),
+            )));
+        }
+        let expires_at = expires_in.map(|s| now + chrono::TimeDelta::seconds(s));
+        let session = issuing::new_session(
+            Some(user_id.clone()),
+            &client_id,
+            SessionKind::PersonalAccessToken,
+            &requested,
+            Some(name.clone()),
+            &meta,
+            now,
+            expires_at.unwrap_or_else(never),
+        );
+        store::sessions::insert(conn, &session)?;
+        let token = OpaqueToken::generate(TokenKind::Personal);
+        let row = PersonalAccessToken {
+            id: new_id(),
+            session_id: session.id.clone(),
+            user_id: user_id.clone(),
+            name: name.clone(),
+            token_hash: token.hash().0,
+            created_at: now,
+            expires_at,
+        };
+        store::personal_tokens::insert(conn, &row)?;
+        super::audit::record(
+            conn,
+            Event {
+                kind: "personal_token_created",
+                reason: Some("created"),
+                actor_id: Some(&user_id),
+                user_id: Some(&user_id),
+                session_id: Some(&session.id),
+                client_id: Some(&client_id),
+            },
+            &meta,
+        )?;
+        Ok(Ok(CreatedToken {
+            id: row.id,
+            name: row.name,
+            token: token.into_inner(),
+            scopes: requested.to_vec(),
+            expires_at: expires_at.map(|t| t.and_utc()),
+        }))
+    })
+    .await?
 }
 
 pub async fn list(ctx: &Ctx, user_id: String) -> Result<Vec<TokenView>> {
     let rows = ctx
-        .pool
-        .run(move |conn| {
-            store::tokens::list_personal_tokens(conn, &user_id, store::now())
-                .map_err(ServiceError::from)
-        })
+        .query(move |conn| store::personal_tokens::list_live(conn, &user_id, store::now()))
         .await?;
     Ok(rows.iter().map(|(t, s)| TokenView::new(t, s)).collect())
 }
 
 /// Revokes one of the caller's tokens; another user's (or an unknown, or an ended) token is 404.
 pub async fn revoke(ctx: &Ctx, user_id: String, id: String, meta: RequestMeta) -> Result<()> {
-    ctx.pool
-        .run(move |conn| {
-            conn.write(|conn| {
-                let now = store::now();
-                let Some((token, session)) = store::tokens::find_personal_token(conn, &id)? else {
-                    return Ok(false);
-                };
-                if token.user_id != user_id
-                    || session.revoked_at.is_some()
-                    || session.expires_at <= now
-                {
-                    return Ok(false);
-                }
-                revoke_in_tx(
-                    conn,
-                    &Scope::Session(session.id.clone()),
-                    &user_id,
-                    Some(&session.id),
-                    &meta,
-                )?;
-                Ok(true)
-            })
-            .map_err(ServiceError::from)
-        })
-        .await?
+    ctx.write(move |conn| {
+        let Some((token, session)) = store::personal_tokens::find(conn, &id)? else {
+            return Ok(false);
+        };
+        if token.user_id != user_id || !session.is_live(store::now()) {
+            return Ok(false);
+        }
+        revoke_in_tx(
+            conn,
+            &Scope::Session(session.id.clone()),
+            &user_id,
+            Some(&session.id),
+            &meta,
+        )?;
+        Ok(true)
+    })
+    .await?
         .then_some(())
         .ok_or_else(|| ServiceError::NotFound("no such token".to_owned()))
 }
@@ -222,18 +216,14 @@ pub async fn revoke_named(
     meta: RequestMeta,
 ) -> Result<u64> {
     check_name(&name)?;
-    ctx.pool
-        .run(move |conn| {
-            conn.write(|conn| {
-                let scope = Scope::PersonalTokensNamed {
-                    user_id: user_id.clone(),
-                    name,
-                };
-                Ok(revoke_in_tx(conn, &scope, &user_id, None, &meta)?.sessions_revoked)
-            })
-            .map_err(ServiceError::from)
-        })
-        .await
+    ctx.write(move |conn| {
+        let scope = Scope::PersonalTokensNamed {
+            user_id: user_id.clone(),
+            name,
+        };
+        Ok(revoke_in_tx(conn, &scope, &user_id, None, &meta)?.sessions_revoked)
+    })
+    .await
 }
 
 fn revoke_in_tx(

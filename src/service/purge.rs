@@ -5,18 +5,16 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{chrono_duration, Ctx, Result, ServiceError};
+use super::{chrono_duration, Ctx, Result};
 use crate::store::purge::Counts;
 use crate::store::{self, Conn};
 
-/// Sessions (or access tokens) per batch: about 10 ms of work, the longest a refresh waits for
-/// the purge (measured in docs/benchmarks.md).
+/// Sessions per batch: a few ms of work, the longest a refresh waits for the purge
+/// (docs/benchmarks.md).
 pub const BATCH: i64 = 200;
 /// A breath between batches, so writers in other processes (which wait in SQLite's busy handler,
 /// not in this process's queue) get their turn too.
 const PAUSE: Duration = Duration::from_millis(1);
-/// Access tokens are kept this long past their expiry (clock skew between nodes).
-const ACCESS_TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
@@ -32,9 +30,8 @@ pub fn run_blocking(conn: &mut Conn, retention: Duration, dry_run: bool) -> stor
     let started = Instant::now();
     let now = store::now();
     let ended_before = now - chrono_duration(retention);
-    let expired_before = now - chrono_duration(ACCESS_TOKEN_MARGIN);
     if dry_run {
-        let deleted = conn.read(|conn| store::purge::count(conn, ended_before, expired_before))?;
+        let deleted = conn.read(|conn| store::purge::count(conn, ended_before))?;
         return Ok(Report {
             dry_run,
             deleted,
@@ -63,18 +60,8 @@ pub fn run_blocking(conn: &mut Conn, retention: Duration, dry_run: bool) -> stor
     }
     // Throttling rows nobody touched for a day carry no information any more.
     conn.write(|conn| store::throttle::delete_stale(conn, now - chrono::TimeDelta::days(1)))?;
-    conn.write(|conn| store::purge::delete_expired_codes(conn, ended_before))?;
-    loop {
-        let n = conn.write(|conn| {
-            store::purge::delete_expired_access_tokens(conn, expired_before, BATCH)
-        })?;
-        if n == 0 {
-            break;
-        }
-        deleted.access_tokens += n;
-        batches += 1;
-        std::thread::sleep(PAUSE);
-    }
+    deleted.auth_codes +=
+        conn.write(|conn| store::purge::delete_expired_codes(conn, ended_before))?;
     Ok(Report {
         dry_run,
         deleted,
@@ -91,8 +78,7 @@ pub async fn run(
     meta: super::RequestMeta,
 ) -> Result<Report> {
     let retention = ctx.config.purge_retention;
-    ctx.pool
-        .run(move |conn| {
+    ctx.db(move |conn| {
             let report = run_blocking(conn, retention, dry_run)?;
             if !dry_run {
                 let event = super::audit::Event {
@@ -101,9 +87,9 @@ pub async fn run(
                     actor_id: actor_id.as_deref(),
                     ..Default::default()
                 };
-                super::audit::record(conn, event, &meta)?;
+                conn.write(|conn| super::audit::record(conn, event, &meta))?;
             }
-            Ok::<_, ServiceError>(report)
-        })
-        .await
+            Ok(report)
+    })
+    .await
 }

@@ -1,19 +1,22 @@
-//! The revocation module: the one place where sessions and tokens end.
+//! The revocation module: the one place where sessions end, and with them their tokens.
 //!
-//! - revoking an access token ends the refresh tokens linked to it and its whole session;
+//! - revoking an access token (its `sid`) ends its session, and so every refresh token of it;
 //! - revoking a refresh token ends its session (RFC 7009 §2.1);
 //! - reuse of a rotated refresh token ends its session (RFC 9700 §4.14.2);
 //! - logout-all, a password change, disabling a user and deleting a client end every session in
 //!   their scope.
 //!
-//! Every path runs the same three set-based statements in `store::revocation` inside one
-//! transaction, stores its reason on every row it changes, writes an audit event, and returns counts.
+//! Every path runs the one set-based UPDATE of `store::revocation` inside one transaction, stores
+//! its reason on every session it ends, writes an audit event, and returns counts. A user-wide
+//! revocation first takes the user's lock, which every session-opening transaction takes too.
 
 use super::audit::{self, Event};
 use super::clients::ClientInfo;
 use super::{Ctx, RequestMeta, Result, ServiceError};
 use crate::crypto::jwt;
+use crate::crypto::refresh;
 use crate::crypto::token::{OpaqueToken, TokenKind};
+use crate::store::models::Session;
 use crate::store::{self, Conn};
 
 pub use crate::store::revocation::{Counts, Scope};
@@ -67,6 +70,7 @@ impl Reason {
 }
 
 /// Ends every session in `scope` and records one audit event (call inside a write transaction).
+/// A user-wide scope locks the user first: no sign-in can commit a session in the middle of it.
 pub fn revoke_in_tx(
     conn: &mut Conn,
     scope: &Scope,
@@ -75,6 +79,9 @@ pub fn revoke_in_tx(
     subject: Event<'_>,
     meta: &RequestMeta,
 ) -> store::Result<Counts> {
+    if let Some(user_id) = scope.user_wide() {
+        store::users::lock(conn, user_id)?;
+    }
     let counts = store::revocation::revoke(conn, scope, reason.as_str(), store::now())?;
     audit::record(
         conn,
@@ -127,79 +134,51 @@ pub fn revoke(
     Ok(conn.write(|conn| revoke_in_tx(conn, scope, reason, kind, subject, meta))?)
 }
 
-/// How a presented token is found in the database.
-enum Lookup {
-    Refresh(String),
-    Personal(String),
-    Access(String),
-}
-
 /// RFC 7009 revocation of a token presented by `client`: an access token, a refresh token or a
 /// personal access token (found by its shape, whatever the hint says). Any of them ends its
-/// session. Unknown, expired, malformed and already revoked tokens are fine (nothing to do); a
-/// token of another client is refused and nothing changes.
+/// session. Unknown, expired, malformed, forged and already revoked tokens are fine (nothing to
+/// do); a token of another client is refused and nothing changes.
 pub async fn revoke_presented(
     ctx: &Ctx,
     client: &ClientInfo,
     token: &str,
     meta: &RequestMeta,
 ) -> Result<()> {
-    let (lookup, reason) = match TokenKind::of(token) {
-        Some(TokenKind::Refresh) => (
-            Lookup::Refresh(OpaqueToken::from_presented(token).hash().0),
-            Reason::RefreshTokenRevoked,
-        ),
-        Some(TokenKind::Personal) => (
-            Lookup::Personal(OpaqueToken::from_presented(token).hash().0),
-            Reason::PersonalTokenRevoked,
-        ),
+    let session = match TokenKind::of(token) {
+        Some(TokenKind::Refresh) => match refresh::parse(token) {
+            Some(presented) => Presented::Refresh(presented),
+            None => return Ok(()),
+        },
+        Some(TokenKind::Personal) => {
+            Presented::Personal(OpaqueToken::from_presented(token).hash().0)
+        }
         Some(TokenKind::ClientSecret) => return Ok(()),
+        // An access token is identified by its signature; its `sid` names the session.
         None => match identify_access_token(ctx, token).await? {
-            Some(claims) => (Lookup::Access(claims.jti), Reason::AccessTokenRevoked),
+            Some(claims) => Presented::Access(claims.sid),
             None => return Ok(()),
         },
     };
-    let client_id = client.client_id.clone();
-    let meta = meta.clone();
+    let reason = session.reason();
+    let (ctx2, client_id, meta) = (ctx.clone(), client.client_id.clone(), meta.clone());
     let other_client = ctx
-        .pool
-        .run(move |conn| {
-            conn.write(|conn| {
-                let session = match &lookup {
-                    Lookup::Refresh(hash) => {
-                        store::tokens::find_refresh_by_hash(conn, hash)?.map(|(_, s)| s)
-                    }
-                    Lookup::Personal(hash) => {
-                        store::tokens::find_personal_by_hash(conn, hash)?.map(|(_, s, _)| s)
-                    }
-                    Lookup::Access(jti) => {
-                        store::tokens::find_access_context(conn, jti)?.map(|(_, s, _)| s)
-                    }
+        .write(move |conn| {
+            let Some(session) = session.find(conn, &ctx2)? else {
+                return Ok(false);
+            };
+            if session.client_id != client_id {
+                return Ok(true);
+            }
+            if session.revoked_at.is_none() {
+                let subject = Event {
+                    user_id: session.user_id.as_deref(),
+                    session_id: Some(&session.id),
+                    client_id: Some(&client_id),
+                    ..Default::default()
                 };
-                match session {
-                    None => Ok(false),
-                    Some(session) if session.client_id != client_id => Ok(true),
-                    Some(session) if session.revoked_at.is_some() => Ok(false),
-                    Some(session) => {
-                        let subject = Event {
-                            user_id: session.user_id.as_deref(),
-                            session_id: Some(&session.id),
-                            client_id: Some(&client_id),
-                            ..Default::default()
-                        };
-                        end_session_in_tx(
-                            conn,
-                            &session.id,
-                            reason,
-                            "token_revoked",
-                            subject,
-                            &meta,
-                        )?;
-                        Ok(false)
-                    }
-                }
-            })
-            .map_err(ServiceError::from)
+                end_session_in_tx(conn, &session.id, reason, "token_revoked", subject, &meta)?;
+            }
+            Ok(false)
         })
         .await?;
     if other_client {
@@ -208,6 +187,39 @@ pub async fn revoke_presented(
         ));
     }
     Ok(())
+}
+
+/// A token presented for revocation, by what finds its session.
+enum Presented {
+    Refresh(refresh::Presented),
+    /// The SHA-256 of a personal access token.
+    Personal(String),
+    /// The `sid` of an access token whose signature verified.
+    Access(String),
+}
+
+impl Presented {
+    fn reason(&self) -> Reason {
+        match self {
+            Presented::Refresh(_) => Reason::RefreshTokenRevoked,
+            Presented::Personal(_) => Reason::PersonalTokenRevoked,
+            Presented::Access(_) => Reason::AccessTokenRevoked,
+        }
+    }
+
+    /// The session this token belongs to; `None` when there is none, or when a refresh token's
+    /// tag does not verify (a forged token says nothing about the session it names). Any
+    /// generation of a genuine refresh token counts: revoking a rotated one still ends its session.
+    fn find(&self, conn: &mut Conn, ctx: &Ctx) -> store::Result<Option<Session>> {
+        Ok(match self {
+            Presented::Refresh(presented) => store::sessions::find(conn, &presented.session_id)?
+                .filter(|session| super::refresh::is_genuine(ctx, presented, session)),
+            Presented::Personal(hash) => {
+                store::personal_tokens::find_by_hash(conn, hash)?.map(|(_, s, _)| s)
+            }
+            Presented::Access(sid) => store::sessions::find(conn, sid)?,
+        })
+    }
 }
 
 /// The claims of a JWT we signed, expired or not (revoking an expired token still ends its

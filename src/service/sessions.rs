@@ -22,11 +22,8 @@ pub async fn end(
     reason: Reason,
     meta: RequestMeta,
 ) -> Result<()> {
-    ctx.pool
-        .run(move |conn| {
-            conn.write(|conn| {
-                let now = store::now();
-                let Some(session) = store::tokens::find_session(conn, &session_id)? else {
+    ctx.write(move |conn| {
+                let Some(session) = store::sessions::find(conn, &session_id)? else {
                     return Ok(false);
                 };
                 let (allowed, actor) = match &owner {
@@ -36,7 +33,7 @@ pub async fn end(
                     ),
                     Owner::Admin { actor_id } => (true, actor_id.as_deref()),
                 };
-                if !allowed || session.revoked_at.is_some() || session.expires_at <= now {
+                if !allowed || !session.is_live(store::now()) {
                     return Ok(false);
                 }
                 let subject = Event {
@@ -55,10 +52,8 @@ pub async fn end(
                     &meta,
                 )?;
                 Ok(true)
-            })
-            .map_err(ServiceError::from)
-        })
-        .await?
+    })
+    .await?
         .then_some(())
         .ok_or_else(|| ServiceError::NotFound("no such session".to_owned()))
 }

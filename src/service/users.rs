@@ -98,38 +98,31 @@ pub async fn create(
     check_username(&username)?;
     check_password(&password)?;
     let hash = ctx.hasher.hash(password).await?;
-    ctx.pool
-        .run(move |conn| {
-            let user = conn
-                .write(|conn| {
-                    let user = match insert(conn, &username, hash, is_admin) {
-                        Ok(user) => user,
-                        Err(e) => return Ok(Err(e)),
-                    };
-                    audit::record(
-                        conn,
-                        Event {
-                            kind: "user_created",
-                            reason: Some(if is_admin { "admin" } else { "user" }),
-                            actor_id: actor_id.as_deref(),
-                            user_id: Some(&user.id),
-                            ..Default::default()
-                        },
-                        &meta,
-                    )?;
-                    Ok(Ok(user))
-                })
-                .map_err(ServiceError::from)??;
-            Ok(UserView::from(&user))
+    let user = ctx
+        .write(move |conn| {
+            let user = match insert(conn, &username, hash, is_admin) {
+                Ok(user) => user,
+                Err(e) => return Ok(Err(e)),
+            };
+            audit::record(
+                conn,
+                Event {
+                    kind: "user_created",
+                    reason: Some(if is_admin { "admin" } else { "user" }),
+                    actor_id: actor_id.as_deref(),
+                    user_id: Some(&user.id),
+                    ..Default::default()
+                },
+                &meta,
+            )?;
+            Ok(Ok(user))
         })
-        .await
+        .await??;
+    Ok(UserView::from(&user))
 }
 
 pub async fn find_by_username(ctx: &Ctx, username: String) -> Result<User> {
-    ctx.pool
-        .run(move |conn| {
-            store::users::find_by_username(conn, &username).map_err(ServiceError::from)
-        })
+    ctx.query(move |conn| store::users::find_by_username(conn, &username))
         .await?
         .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
 }
@@ -147,11 +140,11 @@ pub async fn set_password(
 ) -> Result<Counts> {
     check_password(&new_password)?;
     let hash = ctx.hasher.hash(new_password).await?;
-    ctx.pool
-        .run(move |conn| {
-            conn.write(|conn| {
+    ctx.write(move |conn| {
                 let now = store::now();
-                if store::users::set_password_hash(conn, &user_id, &hash, now, true)? == 0 {
+                // The UPDATE takes the user's lock: sign-ins with the old password that have not
+                // committed yet wait, then see `password_changed_at` moved and give up.
+                if store::users::set_password_hash(conn, &user_id, &hash, now)? == 0 {
                     return Ok(None);
                 }
                 let subject = Event {
@@ -188,11 +181,9 @@ pub async fn set_password(
                     &meta,
                 )
                 .map(Some)
-            })
-            .map_err(ServiceError::from)
-        })
-        .await?
-        .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
+    })
+    .await?
+    .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
 }
 
 /// Logs a user out of every device (`except_session` aside).
@@ -204,20 +195,19 @@ pub async fn logout_all(
     actor_id: Option<String>,
     meta: RequestMeta,
 ) -> Result<Counts> {
-    ctx.pool
-        .run(move |conn| {
-            let scope = Scope::User {
-                user_id: user_id.clone(),
-                except_session,
-            };
-            let subject = Event {
-                actor_id: actor_id.as_deref(),
-                user_id: Some(&user_id),
-                ..Default::default()
-            };
-            revocation::revoke(conn, &scope, reason, "logout_all", subject, &meta)
-        })
-        .await
+    ctx.write(move |conn| {
+        let scope = Scope::User {
+            user_id: user_id.clone(),
+            except_session,
+        };
+        let subject = Event {
+            actor_id: actor_id.as_deref(),
+            user_id: Some(&user_id),
+            ..Default::default()
+        };
+        revocation::revoke_in_tx(conn, &scope, reason, "logout_all", subject, &meta)
+    })
+    .await
 }
 
 /// A session as the APIs and the CLI show it.
@@ -266,11 +256,7 @@ pub async fn sessions(
     current_session: Option<String>,
 ) -> Result<Vec<SessionView>> {
     let rows = ctx
-        .pool
-        .run(move |conn| {
-            store::tokens::list_active_sessions(conn, &user_id, store::now())
-                .map_err(ServiceError::from)
-        })
+        .query(move |conn| store::sessions::list_active(conn, &user_id, store::now()))
         .await?;
     Ok(rows
         .iter()
@@ -286,10 +272,9 @@ pub async fn set_disabled(
     actor_id: Option<String>,
     meta: RequestMeta,
 ) -> Result<Counts> {
-    ctx.pool
-        .run(move |conn| {
-            conn.write(|conn| {
+    ctx.write(move |conn| {
                 let now = store::now();
+                // The UPDATE takes the user's lock (see `set_password`).
                 if store::users::set_disabled(conn, &user_id, disabled.then_some(now), now)? == 0 {
                     return Ok(None);
                 }
@@ -324,11 +309,9 @@ pub async fn set_disabled(
                     )?;
                     Ok(Some(Counts::default()))
                 }
-            })
-            .map_err(ServiceError::from)
-        })
-        .await?
-        .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
+    })
+    .await?
+    .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
 }
 
 /// A user changes their own password: the current one must be right (403 otherwise); other
@@ -343,23 +326,21 @@ pub async fn change_own_password(
     meta: RequestMeta,
 ) -> Result<Counts> {
     check_password(&new_password)?;
-    if current_password.chars().count() > super::grants::MAX_PASSWORD_LEN {
+    if current_password.chars().count() > super::signin::MAX_PASSWORD_LEN {
         return Err(ServiceError::Forbidden(
             "the current password is wrong".to_owned(),
         ));
     }
     let id = user_id.clone();
     let user = ctx
-        .pool
-        .run(move |conn| store::users::find_by_id(conn, &id).map_err(ServiceError::from))
+        .query(move |conn| store::users::find_by_id(conn, &id))
         .await?
         .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))?;
     // Guessing the current password with a stolen access token is throttled like a sign-in: the
     // same counters per username and address, checked before Argon2.
     let throttle_keys = super::throttle::keys(&user.username, &meta);
     let keys = throttle_keys.clone();
-    ctx.pool
-        .run(move |conn| super::throttle::check(conn, &keys, store::now()))
+    ctx.db(move |conn| super::throttle::check(conn, &keys, store::now()))
         .await?;
     let verified = ctx
         .hasher
@@ -367,22 +348,18 @@ pub async fn change_own_password(
         .await?;
     if verified == crate::crypto::password::Verified::No {
         let (uid, meta2, config) = (user_id.clone(), meta.clone(), ctx.config.clone());
-        ctx.pool
-            .run(move |conn| {
-                conn.write(|conn| {
-                    super::throttle::record_failure(conn, &config, &throttle_keys, store::now())?;
-                    let event = Event {
-                        kind: "password_change_failure",
-                        reason: Some("bad_current_password"),
-                        actor_id: Some(&uid),
-                        user_id: Some(&uid),
-                        ..Default::default()
-                    };
-                    audit::record(conn, event, &meta2)
-                })
-                .map_err(ServiceError::from)
-            })
-            .await?;
+        ctx.write(move |conn| {
+            super::throttle::record_failure(conn, &config, &throttle_keys, store::now())?;
+            let event = Event {
+                kind: "password_change_failure",
+                reason: Some("bad_current_password"),
+                actor_id: Some(&uid),
+                user_id: Some(&uid),
+                ..Default::default()
+            };
+            audit::record(conn, event, &meta2)
+        })
+        .await?;
         return Err(ServiceError::Forbidden(
             "the current password is wrong".to_owned(),
         ));
@@ -400,16 +377,12 @@ pub async fn change_own_password(
 }
 
 pub async fn list(ctx: &Ctx) -> Result<Vec<UserView>> {
-    let rows = ctx
-        .pool
-        .run(|conn| store::users::list(conn).map_err(ServiceError::from))
-        .await?;
+    let rows = ctx.query(store::users::list).await?;
     Ok(rows.iter().map(UserView::from).collect())
 }
 
 pub async fn get(ctx: &Ctx, id: String) -> Result<UserView> {
-    ctx.pool
-        .run(move |conn| store::users::find_by_id(conn, &id).map_err(ServiceError::from))
+    ctx.query(move |conn| store::users::find_by_id(conn, &id))
         .await?
         .map(|u| UserView::from(&u))
         .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))

@@ -1,6 +1,7 @@
-//! Bearer-token validation for tokend's own API: the signature and claims, then one indexed lookup
-//! that proves the token, its session and its user are all still live. No cache decides "not
-//! revoked", so a revocation through any node is seen by every node on the next request.
+//! Bearer-token validation for tokend's own API: the signature and claims, then one primary-key
+//! read of the token's session (`sid`) that proves the session and its user are still live. Access
+//! tokens have no rows: the session is their only state. No cache decides "not revoked", so a
+//! revocation through any node is seen by every node on the next request.
 
 use serde::Serialize;
 
@@ -35,7 +36,7 @@ fn touch(conn: &mut store::Conn, session: &crate::store::models::Session) {
     {
         // Never wait for it: if the write lock is taken right now, a later request records it.
         let touched = conn.write_if_free(|conn| {
-            store::tokens::touch_session_if_stale(conn, &session.id, now, LAST_USED_EVERY)
+            store::sessions::touch_if_stale(conn, &session.id, now, LAST_USED_EVERY)
         });
         if let Err(err) = touched {
             tracing::debug!(error = %err, "could not record session use");
@@ -94,13 +95,12 @@ pub async fn authenticate_personal(
     }
     let hash = crate::crypto::token::OpaqueToken::from_presented(token).hash();
     let found = ctx
-        .pool
-        .run(move |conn| {
-            let found = store::tokens::find_personal_by_hash(conn, &hash.0)?;
+        .query(move |conn| {
+            let found = store::personal_tokens::find_by_hash(conn, &hash.0)?;
             if let Some((_, session, _)) = &found {
                 touch(conn, session);
             }
-            Ok::<_, ServiceError>(found)
+            Ok(found)
         })
         .await?;
     let Some((row, session, (username, is_admin, disabled_at))) = found else {
@@ -117,7 +117,7 @@ pub async fn authenticate_personal(
     if session.revoked_at.is_some() || disabled_at.is_some() {
         return Err(invalid("the token has been revoked"));
     }
-    if session.expires_at <= store::now() {
+    if !session.is_live(store::now()) {
         return Err(invalid("the token has expired"));
     }
     let principal = Principal {
@@ -141,29 +141,27 @@ pub async fn validate(ctx: &Ctx, token: &str) -> Result<(Principal, AccessClaims
         JwtError::Expired => invalid("the access token has expired"),
         _ => invalid("the access token is invalid"),
     })?;
-    let jti = claims.jti.clone();
+    let sid = claims.sid.clone();
     let found = ctx
-        .pool
-        .run(move |conn| {
-            let found = store::tokens::find_access_context(conn, &jti)?;
-            if let Some((_, session, _)) = &found {
+        .query(move |conn| {
+            let found = store::sessions::find_with_user(conn, &sid)?;
+            if let Some((session, _)) = &found {
                 touch(conn, session);
             }
-            Ok::<_, ServiceError>(found)
+            Ok(found)
         })
         .await?;
-    let Some((row, session, user)) = found else {
+    let Some((session, user)) = found else {
         return Err(invalid("the access token is invalid"));
     };
-    let now = store::now();
-    if row.revoked_at.is_some() || session.revoked_at.is_some() {
+    if session.client_id != claims.client_id {
+        return Err(invalid("the access token is invalid"));
+    }
+    if session.revoked_at.is_some() {
         return Err(invalid("the access token has been revoked"));
     }
-    if row.expires_at <= now || session.expires_at <= now {
+    if !session.is_live(store::now()) {
         return Err(invalid("the access token has expired"));
-    }
-    if session.id != claims.sid || session.client_id != claims.client_id {
-        return Err(invalid("the access token is invalid"));
     }
     let (username, is_admin) = match user {
         Some((_, _, Some(_))) => return Err(invalid("the access token has been revoked")),
@@ -176,7 +174,7 @@ pub async fn validate(ctx: &Ctx, token: &str) -> Result<(Principal, AccessClaims
         is_admin,
         session_id: session.id,
         client_id: session.client_id,
-        scopes: ScopeSetView(ScopeSet::from_stored(&row.scope).to_vec()),
+        scopes: ScopeSetView(ScopeSet::from_stored(&claims.scope).to_vec()),
         token_use: "access_token",
     };
     Ok((principal, claims))

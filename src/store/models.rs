@@ -35,7 +35,11 @@ pub struct Client {
     pub refresh_token_cookie: bool,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+/// One sign-in on one device, one personal access token or one client-credentials issuance: the
+/// unit of revocation, and since storage v2 the only state its tokens have (docs/revocation.md).
+/// Access tokens name it (`sid`); refresh tokens are computed from its id, `refresh_generation`
+/// and `refresh_secret`.
+#[derive(Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
 pub struct Session {
     pub id: String,
@@ -51,33 +55,47 @@ pub struct Session {
     pub expires_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
     pub revoked_reason: Option<String>,
+    /// The generation of the one refresh token that rotates now; every older one is reuse.
+    pub refresh_generation: i64,
+    /// 256 random bits (base64url) in every refresh token's tag; `None`: no refresh chain.
+    pub refresh_secret: Option<String>,
+    /// When the refresh chain last moved forward (the grace window counts from here).
+    pub rotated_at: Option<NaiveDateTime>,
+    /// Idle expiry of the current refresh token (sliding; never past `expires_at`).
+    pub refresh_expires_at: Option<NaiveDateTime>,
+    /// When the newest access token issued for the session expires.
+    pub access_expires_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = access_tokens)]
-pub struct AccessToken {
-    pub jti: String,
-    pub session_id: String,
-    pub scope: String,
-    pub issued_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-    pub revoked_at: Option<NaiveDateTime>,
-    pub revoked_reason: Option<String>,
+impl Session {
+    /// Neither ended nor past its absolute limit: its tokens may be used (each within its own
+    /// lifetime). The one definition of a live session; SQL filters spell the same test.
+    pub fn is_live(&self, now: NaiveDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+
+    /// The session is live and its current refresh token has not idled out.
+    pub fn refresh_usable(&self, now: NaiveDateTime) -> bool {
+        self.is_live(now)
+            && self.refresh_secret.is_some()
+            && self.refresh_expires_at.is_some_and(|t| t > now)
+    }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = refresh_tokens)]
-pub struct RefreshToken {
-    pub id: String,
-    pub token_hash: String,
-    pub session_id: String,
-    pub access_token_jti: Option<String>,
-    pub parent_id: Option<String>,
-    pub issued_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-    pub used_at: Option<NaiveDateTime>,
-    pub revoked_at: Option<NaiveDateTime>,
-    pub revoked_reason: Option<String>,
+/// The refresh secret is a secret: never in a log line.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("client_id", &self.client_id)
+            .field("kind", &self.kind)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .field("revoked_reason", &self.revoked_reason)
+            .field("refresh_generation", &self.refresh_generation)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

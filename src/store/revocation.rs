@@ -1,11 +1,12 @@
-//! Set-based revocation: whatever the scope (one session, a user's sessions, a client's), three
-//! UPDATE statements mark every live access token, every live refresh token and every live session
-//! in it revoked, with a reason. The cost does not grow in round trips with the number of tokens.
+//! Set-based revocation: whatever the scope (one session, a user's sessions, a client's), one
+//! UPDATE of `sessions` ends every live session in it, with a reason. Tokens have no rows: every
+//! access token and every refresh token of those sessions, past and future, dies with the row. The
+//! cost grows with the sessions in scope, never with how often they refreshed.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{access_tokens, auth_codes, personal_access_tokens, refresh_tokens, sessions};
+use super::schema::{auth_codes, personal_access_tokens, sessions};
 use super::{Conn, Result};
 use crate::db;
 
@@ -19,14 +20,22 @@ pub enum Scope {
     },
     Client(String),
     /// A user's personal access tokens of one name (`DELETE /api/tokens?name=…`).
-    PersonalTokensNamed {
-        user_id: String,
-        name: String,
-    },
+    PersonalTokensNamed { user_id: String, name: String },
 }
 
-/// How many rows a revocation changed: only rows that were live (not revoked, not expired, and for
-/// refresh tokens not already rotated) count.
+impl Scope {
+    /// Whether the scope covers everything a user holds, so that sessions opening for that user
+    /// concurrently must be serialized with it (SECURITY.md 30), and pending codes go too.
+    pub fn user_wide(&self) -> Option<&str> {
+        match self {
+            Scope::User { user_id, .. } => Some(user_id),
+            _ => None,
+        }
+    }
+}
+
+/// What a revocation ended: sessions that were live, and of those, how many had an unexpired
+/// access token and a usable refresh token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[schema(as = RevocationCounts)]
 pub struct Counts {
@@ -35,55 +44,11 @@ pub struct Counts {
     pub refresh_tokens_revoked: u64,
 }
 
-/// Marks everything in `scope` revoked. Call inside a write transaction.
+/// Ends every live session in `scope` (and, for a user or a client, the authorization codes not yet
+/// exchanged, which would open new sessions). Call inside a write transaction.
 pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) -> Result<Counts> {
     db!(conn, c => {
-        // The ids of the live sessions in scope, as a subquery (built anew for each statement).
-        let live_sessions = || {
-            let query = sessions::table
-                .select(sessions::id)
-                .filter(sessions::revoked_at.is_null())
-                .filter(sessions::expires_at.gt(now))
-                .into_boxed();
-            match scope {
-                Scope::Session(id) => query.filter(sessions::id.eq(id.clone())),
-                Scope::User { user_id, except_session: None } => {
-                    query.filter(sessions::user_id.eq(user_id.clone()))
-                }
-                Scope::User { user_id, except_session: Some(keep) } => query
-                    .filter(sessions::user_id.eq(user_id.clone()))
-                    .filter(sessions::id.ne(keep.clone())),
-                Scope::Client(client_id) => query.filter(sessions::client_id.eq(client_id.clone())),
-                Scope::PersonalTokensNamed { user_id, name } => query.filter(
-                    sessions::id.eq_any(
-                        personal_access_tokens::table
-                            .select(personal_access_tokens::session_id)
-                            .filter(personal_access_tokens::user_id.eq(user_id.clone()))
-                            .filter(personal_access_tokens::name.eq(name.clone())),
-                    ),
-                ),
-            }
-        };
-        let access = diesel::update(
-            access_tokens::table
-                .filter(access_tokens::session_id.eq_any(live_sessions()))
-                .filter(access_tokens::revoked_at.is_null())
-                .filter(access_tokens::expires_at.gt(now)),
-        )
-        .set((access_tokens::revoked_at.eq(now), access_tokens::revoked_reason.eq(reason)))
-        .execute(c)?;
-        let refresh = diesel::update(
-            refresh_tokens::table
-                .filter(refresh_tokens::session_id.eq_any(live_sessions()))
-                .filter(refresh_tokens::revoked_at.is_null())
-                .filter(refresh_tokens::used_at.is_null())
-                .filter(refresh_tokens::expires_at.gt(now)),
-        )
-        .set((refresh_tokens::revoked_at.eq(now), refresh_tokens::revoked_reason.eq(reason)))
-        .execute(c)?;
-        // The sessions themselves by the scope's own column (its index), not through the list
-        // of ids: on SQLite that list is built again as a temporary index, and every session
-        // found twice, once in it and once by its primary key.
+        // By the scope's own column (its index).
         let live = diesel::update(sessions::table)
             .filter(sessions::revoked_at.is_null())
             .filter(sessions::expires_at.gt(now))
@@ -97,13 +62,19 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
                 .filter(sessions::user_id.eq(user_id.clone()))
                 .filter(sessions::id.ne(keep.clone())),
             Scope::Client(client_id) => live.filter(sessions::client_id.eq(client_id.clone())),
-            Scope::PersonalTokensNamed { .. } => live.filter(sessions::id.eq_any(live_sessions())),
+            Scope::PersonalTokensNamed { user_id, name } => live.filter(
+                sessions::id.eq_any(
+                    personal_access_tokens::table
+                        .select(personal_access_tokens::session_id)
+                        .filter(personal_access_tokens::user_id.eq(user_id.clone()))
+                        .filter(personal_access_tokens::name.eq(name.clone())),
+                ),
+            ),
         };
-        let ended = in_scope
+        let ended: Vec<(Option<NaiveDateTime>, Option<NaiveDateTime>)> = in_scope
             .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
-            .execute(c)?;
-        // Codes issued but not yet exchanged would open new sessions after a logout-all, a
-        // password change, disabling or deleting a client: they are used up with the rest.
+            .returning((sessions::access_expires_at, sessions::refresh_expires_at))
+            .get_results(c)?;
         let pending_codes = diesel::update(auth_codes::table.filter(auth_codes::used_at.is_null()));
         match scope {
             Scope::User { user_id, .. } => {
@@ -120,10 +91,11 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
             }
             Scope::Session(_) | Scope::PersonalTokensNamed { .. } => {}
         }
+        let live = |at: &Option<NaiveDateTime>| at.is_some_and(|t| t > now);
         Ok(Counts {
-            sessions_revoked: ended as u64,
-            access_tokens_revoked: access as u64,
-            refresh_tokens_revoked: refresh as u64,
+            sessions_revoked: ended.len() as u64,
+            access_tokens_revoked: ended.iter().filter(|(a, _)| live(a)).count() as u64,
+            refresh_tokens_revoked: ended.iter().filter(|(_, r)| live(r)).count() as u64,
         })
     })
 }

@@ -1,18 +1,6 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    access_tokens (jti) {
-        jti -> Text,
-        session_id -> Text,
-        scope -> Text,
-        issued_at -> Timestamp,
-        expires_at -> Timestamp,
-        revoked_at -> Nullable<Timestamp>,
-        revoked_reason -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
     audit_events (id) {
         id -> Text,
         at -> Timestamp,
@@ -82,21 +70,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    refresh_tokens (id) {
-        id -> Text,
-        token_hash -> Text,
-        session_id -> Text,
-        access_token_jti -> Nullable<Text>,
-        parent_id -> Nullable<Text>,
-        issued_at -> Timestamp,
-        expires_at -> Timestamp,
-        used_at -> Nullable<Timestamp>,
-        revoked_at -> Nullable<Timestamp>,
-        revoked_reason -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
     server_secrets (name) {
         name -> Text,
         value -> Text,
@@ -119,6 +92,11 @@ diesel::table! {
         expires_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
         revoked_reason -> Nullable<Text>,
+        refresh_generation -> BigInt,
+        refresh_secret -> Nullable<Text>,
+        rotated_at -> Nullable<Timestamp>,
+        refresh_expires_at -> Nullable<Timestamp>,
+        access_expires_at -> Nullable<Timestamp>,
     }
 }
 
@@ -146,25 +124,20 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(access_tokens -> sessions (session_id));
 diesel::joinable!(auth_codes -> clients (client_id));
 diesel::joinable!(auth_codes -> sessions (session_id));
 diesel::joinable!(auth_codes -> users (user_id));
 diesel::joinable!(personal_access_tokens -> sessions (session_id));
 diesel::joinable!(personal_access_tokens -> users (user_id));
-diesel::joinable!(refresh_tokens -> access_tokens (access_token_jti));
-diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> clients (client_id));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    access_tokens,
     audit_events,
     auth_codes,
     clients,
     login_attempts,
     personal_access_tokens,
-    refresh_tokens,
     server_secrets,
     sessions,
     signing_keys,

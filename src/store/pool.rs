@@ -1,0 +1,319 @@
+//! The connection pool of either backend, the connection type every query takes, and the
+//! transactions queries run in.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, PooledConnection};
+
+use super::gate::{Gate, WriteGate};
+use super::{Result, StoreError};
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite://") || url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// The path SQLite opens for a `sqlite://PATH` URL (`sqlite:///abs/path` and `sqlite://rel/path`).
+pub fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    pub connect_timeout: Duration,
+}
+
+/// One pool of either backend.
+#[derive(Clone)]
+pub enum Pool {
+    Sqlite(
+        diesel::r2d2::Pool<ConnectionManager<SqliteConnection>>,
+        WriteGate,
+    ),
+    Postgres(diesel::r2d2::Pool<ConnectionManager<PgConnection>>),
+}
+
+/// A connection checked out of [`Pool`].
+pub enum Conn {
+    Sqlite(
+        PooledConnection<ConnectionManager<SqliteConnection>>,
+        WriteGate,
+    ),
+    Postgres(PooledConnection<ConnectionManager<PgConnection>>),
+}
+
+/// Runs `$body` with `$c` bound to the concrete diesel connection of either backend, so a query is
+/// written once and compiled for both.
+#[macro_export]
+macro_rules! db {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::Conn::Sqlite($c, _) => {
+                let $c: &mut ::diesel::SqliteConnection = &mut *$c;
+                $body
+            }
+            $crate::store::Conn::Postgres($c) => {
+                let $c: &mut ::diesel::PgConnection = &mut *$c;
+                $body
+            }
+        }
+    };
+}
+
+impl Conn {
+    /// Runs `f` in one write transaction that holds the write lock from its first statement:
+    /// `BEGIN IMMEDIATE` on SQLite (two writers never deadlock upgrading a read lock), a plain
+    /// transaction on PostgreSQL (whose row locks and conditional updates do that job).
+    pub fn write<T, F>(&mut self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Conn) -> Result<T>,
+    {
+        match self {
+            Conn::Sqlite(_, gate) => {
+                let gate = gate.clone();
+                match gate.write(true, f)? {
+                    Some(value) => Ok(value),
+                    None => Err(StoreError::Unexpected(anyhow::anyhow!(
+                        "the write gate turned a waiting writer away"
+                    ))),
+                }
+            }
+            Conn::Postgres(c) => {
+                (**c).batch_execute("BEGIN")?;
+                finish(self, f)
+            }
+        }
+    }
+
+    /// Runs the write `f` only if it can start at once: on SQLite, when no writer of this process
+    /// holds the gate, and without waiting in the busy handler for other processes. `Ok(None)`
+    /// when it would have had to wait. For bookkeeping that a later request can do instead.
+    pub fn write_if_free<T, F>(&mut self, f: F) -> Result<Option<T>>
+    where
+        F: FnOnce(&mut Conn) -> Result<T>,
+    {
+        match self {
+            Conn::Sqlite(_, gate) => {
+                let gate = gate.clone();
+                gate.write(false, f)
+            }
+            Conn::Postgres(_) => self.write(f).map(Some),
+        }
+    }
+
+    /// Runs `f`, one statement that writes, as a transaction of its own: on SQLite through the
+    /// write gate like any write, on PostgreSQL as a single autocommit statement (no `BEGIN` and
+    /// `COMMIT` round trips, no lock held past the statement). For the hot paths whose write is
+    /// one conditional statement (the refresh rotation).
+    pub fn write_statement<T, F>(&mut self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Conn) -> Result<T>,
+    {
+        match self {
+            Conn::Sqlite(..) => self.write(f),
+            Conn::Postgres(_) => f(self),
+        }
+    }
+
+    /// Runs `f` in one read transaction (a consistent snapshot).
+    pub fn read<T, F>(&mut self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut Conn) -> Result<T>,
+    {
+        match self {
+            Conn::Sqlite(c, _) => (**c).batch_execute("BEGIN DEFERRED")?,
+            Conn::Postgres(c) => (**c).batch_execute("BEGIN")?,
+        }
+        finish(self, f)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Conn::Sqlite(..) => Backend::Sqlite,
+            Conn::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+fn finish<T, F>(conn: &mut Conn, f: F) -> Result<T>
+where
+    F: FnOnce(&mut Conn) -> Result<T>,
+{
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
+    match outcome {
+        Ok(Ok(value)) => match db!(conn, c => c.batch_execute("COMMIT")) {
+            Ok(()) => Ok(value),
+            Err(err) => {
+                // SQLite leaves the transaction open when COMMIT fails (busy): end it here so the
+                // connection goes back to the pool clean.
+                let _ = db!(conn, c => c.batch_execute("ROLLBACK"));
+                Err(err.into())
+            }
+        },
+        Ok(Err(err)) => {
+            let _ = db!(conn, c => c.batch_execute("ROLLBACK"));
+            Err(err)
+        }
+        Err(panic) => {
+            let _ = db!(conn, c => c.batch_execute("ROLLBACK"));
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SqlitePragmas {
+    busy_timeout_ms: u64,
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(
+        &self,
+        conn: &mut SqliteConnection,
+    ) -> std::result::Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = {};",
+            self.busy_timeout_ms, SQLITE_AUTOCHECKPOINT_PAGES
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// How often the background checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// SQLite's own checkpoint, run by whichever connection commits past this many WAL pages, stays
+/// only as a safety net (default 1000): with it, every ~80th refresh ran the checkpoint and its
+/// fsyncs inside its write transaction, while every other writer queued behind it (p99 73 ms, max
+/// 950 ms at 16 clients; docs/benchmarks.md).
+const SQLITE_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
+/// Checkpoints the WAL of `path` every [`CHECKPOINT_EVERY`] on a connection of its own, off every
+/// request's path. PASSIVE: it never waits for or blocks a writer or a reader; what it cannot copy
+/// yet it copies next time. Stops when the last clone of the pool (and so of `gate`) is gone.
+fn spawn_checkpointer(path: String, gate: &WriteGate) {
+    let alive = std::sync::Arc::downgrade(gate);
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-checkpoint".to_owned())
+        .spawn(move || {
+            let mut conn: Option<SqliteConnection> = None;
+            loop {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if alive.strong_count() == 0 {
+                    return;
+                }
+                // Never create the file: that is the pool's job (and its error to report).
+                if conn.is_none() && std::path::Path::new(&path).exists() {
+                    conn = SqliteConnection::establish(&path).ok();
+                }
+                if let Some(c) = conn.as_mut() {
+                    if let Err(err) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
+                        tracing::debug!(error = %err, "WAL checkpoint failed; trying again");
+                        conn = None;
+                    }
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(error = %err, "cannot start the WAL checkpointer; SQLite checkpoints by itself");
+    }
+}
+
+impl Pool {
+    /// Builds the pool without requiring the database to answer yet (it may come up later).
+    pub fn new(url: &str, options: &PoolOptions) -> anyhow::Result<Pool> {
+        match Backend::of_url(url) {
+            Some(Backend::Sqlite) => {
+                let path = sqlite_path(url).to_owned();
+                let busy_timeout_ms = options.connect_timeout.as_millis() as u64;
+                let build = |max_size: u32| {
+                    diesel::r2d2::Pool::builder()
+                        .max_size(max_size)
+                        .connection_timeout(options.connect_timeout)
+                        // A file does not go away like a server does: no `SELECT 1` per checkout.
+                        .test_on_check_out(false)
+                        .connection_customizer(Box::new(SqlitePragmas { busy_timeout_ms }))
+                        .build_unchecked(ConnectionManager::<SqliteConnection>::new(path.clone()))
+                };
+                let gate = WriteGate::new(Gate::new(build(1), busy_timeout_ms));
+                let pool = build(options.max_size);
+                spawn_checkpointer(path, &gate);
+                Ok(Pool::Sqlite(pool, gate))
+            }
+            Some(Backend::Postgres) => {
+                let pool = diesel::r2d2::Pool::builder()
+                    .max_size(options.max_size)
+                    .min_idle(Some(1.min(options.max_size)))
+                    .connection_timeout(options.connect_timeout)
+                    .build_unchecked(ConnectionManager::<PgConnection>::new(url));
+                Ok(Pool::Postgres(pool))
+            }
+            None => anyhow::bail!("unsupported database URL: use sqlite://PATH or postgres://…"),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Pool::Sqlite(..) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Checks a connection out; blocks up to the pool's connection timeout.
+    pub fn get(&self) -> Result<Conn> {
+        Ok(match self {
+            Pool::Sqlite(p, gate) => Conn::Sqlite(p.get()?, gate.clone()),
+            Pool::Postgres(p) => Conn::Postgres(p.get()?),
+        })
+    }
+
+    /// Runs `f` with a connection on the blocking pool, never on an async worker thread.
+    pub async fn run<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        F: FnOnce(&mut Conn) -> std::result::Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let pool = self.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|join| {
+            E::from(StoreError::Unexpected(anyhow::anyhow!(
+                "database task failed: {join}"
+            )))
+        })?
+    }
+
+    /// Answers whether the database takes a query right now (for `/readyz`).
+    pub fn ping(&self) -> Result<()> {
+        let mut conn = self.get()?;
+        db!(&mut conn, c => c.batch_execute("SELECT 1"))?;
+        Ok(())
+    }
+}
