@@ -1,5 +1,5 @@
 //! Microbenchmarks of the hot paths, in-process (no HTTP): signing and verifying access tokens for
-//! each algorithm, Argon2id, the opaque-token hash and successor, the bearer validation (signature
+//! each algorithm, Argon2id, the opaque-token hash, the refresh-token mint and check, the bearer validation (signature
 //! + one indexed lookup) and the refresh transaction on SQLite.
 //!
 //! cargo bench --bench core
@@ -13,7 +13,11 @@ use tokend::config::{Config, SecretString};
 use tokend::crypto::jwt::{self, AccessClaims};
 use tokend::crypto::keys::{generate, KeySet, SigningAlg, SigningKey, VerifyingKey};
 use tokend::crypto::token::{OpaqueToken, TokenKind};
-use tokend::service::{bootstrap, clients::ClientCredentials, grants, validation, RequestMeta};
+use tokend::crypto::refresh::{self as refresh_token, RefreshSecret};
+use tokend::crypto::HmacKey;
+use tokend::service::{
+    bootstrap, clients::ClientCredentials, refresh, signin, validation, RequestMeta,
+};
 
 fn jwt(c: &mut Criterion) {
     let now = chrono::Utc::now().timestamp();
@@ -59,8 +63,21 @@ fn opaque(c: &mut Criterion) {
         b.iter(|| OpaqueToken::generate(TokenKind::Refresh))
     });
     group.bench_function("sha256", |b| b.iter(|| token.hash()));
-    group.bench_function("successor (HMAC)", |b| {
-        b.iter(|| token.successor(b"0123456789abcdef0123456789abcdef"))
+    group.finish();
+
+    let (key, secret) = (HmacKey::generate(), RefreshSecret::generate());
+    let sid = uuid::Uuid::now_v7().to_string();
+    let minted = refresh_token::mint(&key, &sid, 42, &secret).expect("mint");
+    let mut group = c.benchmark_group("refresh token (HMAC-SHA256)");
+    group.bench_function("mint", |b| {
+        b.iter(|| refresh_token::mint(&key, &sid, 42, &secret))
+    });
+    group.bench_function("parse + verify", |b| {
+        b.iter(|| {
+            refresh_token::parse(&minted)
+                .expect("parse")
+                .verify(&key, &secret)
+        })
     });
     group.finish();
 }
@@ -110,7 +127,7 @@ fn database(c: &mut Criterion) {
         ))
         .expect("client");
     let first = rt
-        .block_on(grants::password(
+        .block_on(signin::password(
             &ctx,
             client.clone(),
             "admin".into(),
@@ -130,10 +147,10 @@ fn database(c: &mut Criterion) {
                 .expect("valid")
         })
     });
-    group.bench_function("refresh (one write transaction + one signature)", |b| {
+    group.bench_function("refresh (one conditional UPDATE + one signature)", |b| {
         b.iter(|| {
             let next = rt
-                .block_on(grants::refresh(
+                .block_on(refresh::refresh(
                     &ctx,
                     client.clone(),
                     refresh.clone(),

@@ -7,16 +7,17 @@ use std::time::{Duration, Instant};
 use tokend::crypto::jwt;
 use tokend::service::bootstrap::CLI_CLIENT_ID;
 use tokend::service::clients::{self, ClientCredentials};
-use tokend::service::{grants, Ctx, RequestMeta};
+use tokend::service::{refresh, Ctx, RequestMeta};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ceiling {
     pub cores: usize,
     pub sign: Duration,
     pub verify: Duration,
-    /// The access-token lookup (token, session, user in one indexed query) on a held connection.
+    /// The access-token lookup (session and user by the `sid` claim, one primary-key query) on a
+    /// held connection.
     pub lookup: Duration,
-    /// A whole refresh through the service (blocking-pool hop, write transaction, signature).
+    /// A whole refresh through the service (blocking-pool hop, one conditional UPDATE, signature).
     pub refresh: Duration,
     /// One Argon2id verification (m=19456 KiB, t=2, p=1) while every core runs one.
     pub argon2: Duration,
@@ -85,17 +86,17 @@ pub async fn measure(
         .await??
     };
 
-    let jti = claims.jti.clone();
+    let sid = claims.sid.clone();
     let lookup = ctx
         .pool
         .run(move |conn| {
             let n = 2000;
             for _ in 0..200 {
-                tokend::store::tokens::find_access_context(conn, &jti)?;
+                tokend::store::sessions::find_with_user(conn, &sid)?;
             }
             let t = Instant::now();
             for _ in 0..n {
-                std::hint::black_box(tokend::store::tokens::find_access_context(conn, &jti)?);
+                std::hint::black_box(tokend::store::sessions::find_with_user(conn, &sid)?);
             }
             Ok::<_, tokend::store::StoreError>(mean(t.elapsed(), n))
         })
@@ -121,7 +122,7 @@ pub async fn measure(
         let n = 200;
         let t = Instant::now();
         for _ in 0..n {
-            let next = grants::refresh(
+            let next = refresh::refresh(
                 ctx,
                 client.clone(),
                 refresh_token,
@@ -195,7 +196,7 @@ pub async fn measure(
         move |refresh_token: String| {
             let (ctx, client) = (owned_ctx.clone(), owned_client.clone());
             async move {
-                match grants::refresh(
+                match refresh::refresh(
                     &ctx,
                     client,
                     refresh_token.clone(),

@@ -1,17 +1,17 @@
 //! What the scenarios need, written before the clock starts: a user, a confidential client for
-//! introspection, and real sessions (each a session row, a signed access token with its row, and a
-//! refresh token stored by its hash, exactly what a password grant writes) made in-process,
+//! introspection, and real sessions (each a session row holding its refresh chain, a signed access
+//! token and the chain's first refresh token, exactly what a password grant writes) made in-process,
 //! without Argon2, so 10,000 of them take seconds instead of minutes.
 
 use diesel::prelude::*;
 use tokend::config::{Config, SecretString};
 use tokend::crypto::jwt::{self, AccessClaims};
-use tokend::crypto::token::{OpaqueToken, TokenKind};
+use tokend::crypto::refresh::{self, RefreshSecret};
 use tokend::service::bootstrap::{self, Purpose, CLI_CLIENT_ID};
 use tokend::service::clients::{self, NewClient};
 use tokend::service::Ctx;
-use tokend::store::models::{AccessToken, RefreshToken, Session};
-use tokend::store::schema::{access_tokens, refresh_tokens, sessions};
+use tokend::store::models::Session;
+use tokend::store::schema::sessions;
 use tokend::store::{self, Conn};
 
 pub const USER_PASSWORD: &str = "loadgen-user-password";
@@ -90,8 +90,13 @@ pub async fn sessions(ctx: &Ctx, user_id: &str, n: usize) -> anyhow::Result<Vec<
             let mut rows = Vec::with_capacity(n);
             let mut out = Vec::with_capacity(n);
             for _ in 0..n {
+                let id = uuid::Uuid::now_v7().to_string();
+                let expires_at = now + access_ttl;
+                let secret = RefreshSecret::generate();
+                let refresh = refresh::mint(&ctx2.secrets.refresh_key, &id, 0, &secret)
+                    .ok_or_else(|| store::StoreError::Unexpected(anyhow::anyhow!("mint")))?;
                 let session = Session {
-                    id: uuid::Uuid::now_v7().to_string(),
+                    id,
                     user_id: Some(user_id.clone()),
                     client_id: CLI_CLIENT_ID.to_owned(),
                     kind: "password".to_owned(),
@@ -104,9 +109,12 @@ pub async fn sessions(ctx: &Ctx, user_id: &str, n: usize) -> anyhow::Result<Vec<
                     expires_at: now + chrono::TimeDelta::days(90),
                     revoked_at: None,
                     revoked_reason: None,
+                    refresh_generation: 0,
+                    refresh_secret: Some(secret.to_stored()),
+                    rotated_at: None,
+                    refresh_expires_at: Some(now + chrono::TimeDelta::days(30)),
+                    access_expires_at: Some(expires_at),
                 };
-                let jti = uuid::Uuid::now_v7().to_string();
-                let expires_at = now + access_ttl;
                 let claims = AccessClaims {
                     iss: issuer.clone(),
                     sub: user_id.clone(),
@@ -114,39 +122,14 @@ pub async fn sessions(ctx: &Ctx, user_id: &str, n: usize) -> anyhow::Result<Vec<
                     exp: expires_at.and_utc().timestamp(),
                     iat: now.and_utc().timestamp(),
                     nbf: now.and_utc().timestamp(),
-                    jti: jti.clone(),
+                    jti: uuid::Uuid::now_v7().to_string(),
                     client_id: CLI_CLIENT_ID.to_owned(),
                     scope: "account".to_owned(),
                     sid: session.id.clone(),
                 };
                 let access = jwt::sign(&key, &claims)?;
-                let refresh = OpaqueToken::generate(TokenKind::Refresh);
-                let access_row = AccessToken {
-                    jti: jti.clone(),
-                    session_id: session.id.clone(),
-                    scope: "account".to_owned(),
-                    issued_at: now,
-                    expires_at,
-                    revoked_at: None,
-                    revoked_reason: None,
-                };
-                let refresh_row = RefreshToken {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    token_hash: refresh.hash().0,
-                    session_id: session.id.clone(),
-                    access_token_jti: Some(jti),
-                    parent_id: None,
-                    issued_at: now,
-                    expires_at: now + chrono::TimeDelta::days(30),
-                    used_at: None,
-                    revoked_at: None,
-                    revoked_reason: None,
-                };
-                rows.push((session, access_row, refresh_row));
-                out.push(Tokens {
-                    access,
-                    refresh: refresh.into_inner(),
-                });
+                rows.push(session);
+                out.push(Tokens { access, refresh });
             }
             conn.write(|conn| insert_all(conn, &rows))?;
             Ok::<_, store::StoreError>(out)
@@ -155,46 +138,41 @@ pub async fn sessions(ctx: &Ctx, user_id: &str, n: usize) -> anyhow::Result<Vec<
     Ok(tokens)
 }
 
-/// Row by row inside the caller's one transaction: the store's own insert statements, so the rows
+/// Row by row inside the caller's one transaction: the store's own insert statement, so the rows
 /// are exactly what a sign-in writes. (diesel's multi-row insert opens a transaction of its own on
 /// SQLite, which cannot nest in ours.)
-fn insert_all(conn: &mut Conn, rows: &[(Session, AccessToken, RefreshToken)]) -> store::Result<()> {
-    for (session, access, refresh) in rows {
-        store::tokens::insert_session(conn, session)?;
-        store::tokens::insert_access_token(conn, access)?;
-        store::tokens::insert_refresh_token(conn, refresh)?;
+fn insert_all(conn: &mut Conn, rows: &[Session]) -> store::Result<()> {
+    for session in rows {
+        store::sessions::insert(conn, session)?;
     }
     if let Conn::Postgres(c) = conn {
         use diesel::connection::SimpleConnection as _;
-        (**c).batch_execute("ANALYZE sessions; ANALYZE access_tokens; ANALYZE refresh_tokens")?;
+        (**c).batch_execute("ANALYZE sessions")?;
     }
     Ok(())
 }
 
-/// Live rows of a user left after a logout-all: (sessions, access tokens, refresh tokens).
+/// What a logout-all left of a user: (live sessions, sessions with an unexpired access token,
+/// sessions with a usable refresh token), all three from the one table that holds them.
 pub async fn live_counts(ctx: &Ctx, user_id: &str) -> anyhow::Result<(i64, i64, i64)> {
     let user_id = user_id.to_owned();
     let counts = ctx
         .pool
         .run(move |conn| {
-            let of_user = sessions::table
-                .select(sessions::id)
-                .filter(sessions::user_id.eq(user_id.clone()));
+            let now = store::now();
             Ok::<_, store::StoreError>(tokend::db!(conn, c => {
-                let s: i64 = sessions::table
-                    .filter(sessions::user_id.eq(user_id.clone()))
-                    .filter(sessions::revoked_at.is_null())
+                let live = || {
+                    sessions::table
+                        .filter(sessions::user_id.eq(user_id.clone()))
+                        .filter(sessions::revoked_at.is_null())
+                };
+                let s: i64 = live().count().get_result(c)?;
+                let a: i64 = live()
+                    .filter(sessions::access_expires_at.gt(now))
                     .count()
                     .get_result(c)?;
-                let a: i64 = access_tokens::table
-                    .filter(access_tokens::session_id.eq_any(of_user.clone()))
-                    .filter(access_tokens::revoked_at.is_null())
-                    .count()
-                    .get_result(c)?;
-                let r: i64 = refresh_tokens::table
-                    .filter(refresh_tokens::session_id.eq_any(of_user.clone()))
-                    .filter(refresh_tokens::revoked_at.is_null())
-                    .filter(refresh_tokens::used_at.is_null())
+                let r: i64 = live()
+                    .filter(sessions::refresh_expires_at.gt(now))
                     .count()
                     .get_result(c)?;
                 (s, a, r)

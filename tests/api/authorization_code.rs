@@ -336,11 +336,8 @@ async fn a_code_used_twice_revokes_what_it_issued() {
         ])
         .await;
     assert_error(refresh, StatusCode::BAD_REQUEST, "invalid_grant").await;
-    assert!(app
-        .refresh_rows(&session_id)
-        .await
-        .iter()
-        .all(|r| r.revoked_at.is_some()));
+    let (_, chain) = app.refresh_session(first.refresh()).await;
+    assert_eq!(chain.id, session_id, "the refresh chain lives on the ended session");
     assert_eq!(app.audit("code_reuse").await.len(), 1);
 }
 
@@ -848,8 +845,8 @@ async fn cookie_delivery_keeps_the_refresh_token_out_of_the_body() {
     let body = json(response).await;
     assert!(body.get("refresh_token").is_none(), "{body}");
     let access = body["access_token"].as_str().expect("present").to_owned();
-    let (row, session) = app.refresh_row(&first).await;
-    assert!(row.used_at.is_none());
+    let (generation, session) = app.refresh_session(&first).await;
+    assert_eq!((generation, session.refresh_generation), (0, 0));
 
     // The refresh grant reads the cookie and sets the successor.
     let refresh = |cookie: String| {
@@ -934,8 +931,8 @@ async fn revoking_and_logging_out_clear_the_refresh_cookie() {
     assert!(set_cookie_header(response.headers(), &cookie_name)
         .expect("present")
         .contains("Max-Age=0"));
-    let (row, session) = app.refresh_row(&cookie).await;
-    assert!(row.revoked_at.is_some());
+    let (_, session) = app.refresh_session(&cookie).await;
+    assert!(session.revoked_at.is_some());
     assert_eq!(
         session.revoked_reason.as_deref(),
         Some("access_token_revoked")
@@ -948,7 +945,7 @@ async fn revoking_and_logging_out_clear_the_refresh_cookie() {
     assert!(set_cookie_header(response.headers(), &cookie_name)
         .expect("present")
         .contains("Max-Age=0"));
-    assert!(app.refresh_row(&cookie).await.1.revoked_at.is_some());
+    assert!(app.refresh_session(&cookie).await.1.revoked_at.is_some());
 }
 
 #[tokio::test]

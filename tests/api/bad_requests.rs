@@ -190,15 +190,16 @@ async fn forty_bad_requests_each_get_a_clear_4xx_and_change_nothing() {
 
     // Nothing changed: the session is live, its refresh token unused, no session was added.
     assert_eq!(app.me(&t.access).await.status(), StatusCode::OK);
-    let (row, _) = app.refresh_row(&refresh).await;
-    assert!(row.used_at.is_none() && row.revoked_at.is_none());
+    let (generation, session) = app.refresh_session(&refresh).await;
+    assert_eq!(generation, session.refresh_generation, "not rotated");
+    assert!(session.revoked_at.is_none());
     let admin = app
         .db(|c| tokend::store::users::find_by_username(c, "admin"))
         .await
         .expect("admin");
     let sessions = app
         .db(move |c| {
-            tokend::store::tokens::list_active_sessions(c, &admin.id, tokend::store::now())
+            tokend::store::sessions::list_active(c, &admin.id, tokend::store::now())
         })
         .await;
     assert_eq!(sessions.len(), 1);

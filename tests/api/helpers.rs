@@ -137,6 +137,34 @@ impl Tokens {
     pub fn refresh(&self) -> &str {
         self.refresh.as_deref().expect("a refresh token")
     }
+
+    /// The session the access token belongs to (its `sid` claim).
+    pub fn sid(&self) -> String {
+        claims(&self.access)["sid"]
+            .as_str()
+            .expect("sid")
+            .to_owned()
+    }
+}
+
+/// How many times a race test releases its requests together: `TOKEND_RACE_TRIALS`, 5 unless
+/// set (CI keeps the default; run with 100 locally to hunt for a rare interleaving).
+pub fn race_trials() -> usize {
+    std::env::var("TOKEND_RACE_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+}
+
+/// A refresh token's body (session id ‖ generation ‖ tag) changed by `edit`, re-encoded.
+pub fn tampered(token: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut body = engine
+        .decode(token.strip_prefix("tokend_rt_").expect("a refresh token"))
+        .expect("base64url");
+    edit(&mut body);
+    format!("tokend_rt_{}", engine.encode(body))
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -381,28 +409,52 @@ impl TestApp {
 
     pub async fn session(&self, id: &str) -> models::Session {
         let id = id.to_owned();
-        self.db(move |c| store::tokens::find_session(c, &id))
+        self.db(move |c| store::sessions::find(c, &id))
             .await
             .expect("session row")
     }
 
-    pub async fn refresh_row(&self, token: &str) -> (models::RefreshToken, models::Session) {
-        let hash = tokend::crypto::token::OpaqueToken::from_presented(token).hash();
-        self.db(move |c| store::tokens::find_refresh_by_hash(c, &hash.0))
-            .await
-            .expect("refresh row")
+    /// The generation a refresh token names and the session row that holds its chain (the token
+    /// itself is stored nowhere).
+    pub async fn refresh_session(&self, token: &str) -> (i64, models::Session) {
+        let presented = tokend::crypto::refresh::parse(token).expect("a v2 refresh token");
+        (
+            presented.generation,
+            self.session(&presented.session_id).await,
+        )
     }
 
-    pub async fn access_rows(&self, session_id: &str) -> Vec<models::AccessToken> {
-        let id = session_id.to_owned();
-        self.db(move |c| store::tokens::access_tokens_of_session(c, &id))
-            .await
-    }
-
-    pub async fn refresh_rows(&self, session_id: &str) -> Vec<models::RefreshToken> {
-        let id = session_id.to_owned();
-        self.db(move |c| store::tokens::refresh_tokens_of_session(c, &id))
-            .await
+    /// Rows in every table of the schema, by table name (to show what an operation grew).
+    pub async fn row_counts(&self) -> std::collections::BTreeMap<String, i64> {
+        self.db(|c| {
+            let tables = [
+                "users",
+                "clients",
+                "sessions",
+                "personal_access_tokens",
+                "auth_codes",
+                "signing_keys",
+                "audit_events",
+                "login_attempts",
+                "server_secrets",
+            ];
+            let mut counts = std::collections::BTreeMap::new();
+            for table in tables {
+                #[derive(diesel::QueryableByName)]
+                struct N {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    n: i64,
+                }
+                use diesel::RunQueryDsl as _;
+                let n: N = tokend::db!(c, c => diesel::sql_query(format!(
+                    "SELECT COUNT(*) AS n FROM {table}"
+                ))
+                .get_result(c))?;
+                counts.insert(table.to_owned(), n.n);
+            }
+            Ok(counts)
+        })
+        .await
     }
 
     pub async fn audit(&self, kind: &str) -> Vec<models::AuditEvent> {

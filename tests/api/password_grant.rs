@@ -51,19 +51,25 @@ async fn password_grant_issues_a_token_pair_and_opens_a_session() {
     assert_eq!(c["aud"][0], app.address);
     assert_eq!(c["client_id"], CLI);
 
-    // The database holds the session, the access token row and only a hash of the refresh token.
-    let (refresh_row, session) = app.refresh_row(t.refresh()).await;
+    // The database holds the session and, on it, the refresh chain: generation 0, a secret that
+    // is not the token, the access token's expiry. Neither token is stored anywhere.
+    let (generation, session) = app.refresh_session(t.refresh()).await;
+    assert_eq!(generation, 0);
     assert_eq!(session.id, c["sid"]);
     assert_eq!(session.kind, "password");
     assert_eq!(session.device_name.as_deref(), Some("Alice's laptop"));
     assert_eq!(session.scope, "account");
     assert!(session.revoked_at.is_none());
-    assert_ne!(refresh_row.token_hash, t.refresh());
-    assert_eq!(refresh_row.token_hash.len(), 64);
-    assert_eq!(refresh_row.access_token_jti.as_deref(), c["jti"].as_str());
-    let access = app.access_rows(&session.id).await;
-    assert_eq!(access.len(), 1);
-    assert_eq!(access[0].jti, c["jti"]);
+    assert_eq!(session.refresh_generation, 0);
+    let secret = session.refresh_secret.clone().expect("a refresh secret");
+    assert!(!t.refresh().contains(&secret) && !t.access.contains(&secret));
+    assert_eq!(
+        session.access_expires_at.map(|e| e.and_utc().timestamp()),
+        c["exp"].as_i64()
+    );
+    assert!(session.refresh_expires_at.expect("refresh expiry") > session.created_at);
+    let rows = app.row_counts().await;
+    assert_eq!(rows["sessions"], 1, "{rows:?}");
 
     let events = app.audit("signin_success").await;
     assert!(events

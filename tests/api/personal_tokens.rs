@@ -86,7 +86,7 @@ async fn a_token_is_shown_once_listed_without_secrets_and_deleted_by_id() {
     let id = created["id"].as_str().expect("id").to_owned();
     let hash = tokend::crypto::token::OpaqueToken::from_presented(&secret).hash();
     let row = app
-        .db(move |c| tokend::store::tokens::find_personal_by_hash(c, &hash.0))
+        .db(move |c| tokend::store::personal_tokens::find_by_hash(c, &hash.0))
         .await
         .expect("row");
     assert_eq!(row.0.id, id);
@@ -250,7 +250,7 @@ async fn last_used_is_written_at_most_once_a_minute() {
     let session_id = app
         .db({
             let id = id.clone();
-            move |c| tokend::store::tokens::find_personal_token(c, &id)
+            move |c| tokend::store::personal_tokens::find(c, &id)
         })
         .await
         .expect("row")
@@ -304,7 +304,7 @@ async fn an_expired_personal_token_is_refused() {
     let secret = created["token"].as_str().expect("token").to_owned();
     let hash = tokend::crypto::token::OpaqueToken::from_presented(&secret).hash();
     let sid = app
-        .db(move |c| tokend::store::tokens::find_personal_by_hash(c, &hash.0))
+        .db(move |c| tokend::store::personal_tokens::find_by_hash(c, &hash.0))
         .await
         .expect("row")
         .1

@@ -9,7 +9,7 @@ use tokend::service::clients::NewClient;
 use crate::helpers::*;
 
 #[tokio::test]
-async fn refresh_rotates_the_pair_and_links_parent_to_child() {
+async fn refresh_rotates_the_pair_by_moving_the_session_generation_on() {
     let app = spawn_app().await;
     let first = app.login("admin", ADMIN_PASSWORD).await;
     let second = tokens(app.refresh(first.refresh()).await).await;
@@ -23,16 +23,18 @@ async fn refresh_rotates_the_pair_and_links_parent_to_child() {
     );
     assert_eq!(app.me(&second.access).await.status(), StatusCode::OK);
 
-    let (old, session) = app.refresh_row(first.refresh()).await;
-    let (new, _) = app.refresh_row(second.refresh()).await;
-    assert!(old.used_at.is_some(), "the presented token is used up");
-    assert!(old.revoked_at.is_none());
-    assert_eq!(new.parent_id.as_deref(), Some(old.id.as_str()));
+    // Both tokens name the one session row; rotating moved its generation on, nothing else.
+    let (old, session) = app.refresh_session(first.refresh()).await;
+    let (new, same) = app.refresh_session(second.refresh()).await;
+    assert_eq!((old, new), (0, 1));
+    assert_eq!(same.id, session.id);
+    assert_eq!(session.refresh_generation, 1);
+    assert!(session.rotated_at.is_some());
     assert_eq!(
-        new.access_token_jti.as_deref(),
-        claims(&second.access)["jti"].as_str()
+        session.access_expires_at.map(|e| e.and_utc().timestamp()),
+        claims(&second.access)["exp"].as_i64()
     );
-    assert!(new.used_at.is_none());
+    assert!(session.revoked_at.is_none());
     assert!(session.last_used_at >= session.created_at);
 }
 
@@ -72,22 +74,9 @@ async fn reuse_of_a_rotated_token_revokes_the_whole_session() {
         .to_owned();
     let session = app.session(&sid).await;
     assert_eq!(session.revoked_reason.as_deref(), Some("refresh_reuse"));
-    for row in app.access_rows(&sid).await {
-        assert_eq!(
-            row.revoked_reason.as_deref(),
-            Some("refresh_reuse"),
-            "access token {}",
-            row.jti
-        );
-    }
-    let live: Vec<_> = app
-        .refresh_rows(&sid)
-        .await
-        .into_iter()
-        .filter(|r| r.used_at.is_none())
-        .collect();
-    assert_eq!(live.len(), 1);
-    assert_eq!(live[0].revoked_reason.as_deref(), Some("refresh_reuse"));
+    // The chain stays where the thief found it: the row records the end, nothing else moved.
+    assert_eq!(session.refresh_generation, 1);
+    assert!(session.revoked_at.is_some());
     let events = app.audit("refresh_reuse").await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].session_id.as_deref(), Some(sid.as_str()));
@@ -230,8 +219,8 @@ async fn inside_the_grace_window_a_replay_gets_the_same_successor() {
         .expect("sid")
         .to_owned();
     assert_eq!(
-        app.refresh_rows(&sid).await.len(),
-        2,
+        app.session(&sid).await.refresh_generation,
+        1,
         "one rotation happened"
     );
 
@@ -289,13 +278,11 @@ async fn twenty_concurrent_refreshes_rotate_exactly_once_and_the_rest_are_reuse(
             "{status} {body}"
         );
     }
-    let rows = app.refresh_rows(&sid).await;
     assert_eq!(
-        rows.len(),
-        2,
-        "exactly one rotation: the original and one successor"
+        app.session(&sid).await.refresh_generation,
+        1,
+        "exactly one rotation"
     );
-    assert_eq!(rows.iter().filter(|r| r.parent_id.is_some()).count(), 1);
     // Without a grace window the losers are reuse: the session is gone.
     assert_eq!(
         app.session(&sid).await.revoked_reason.as_deref(),
@@ -322,11 +309,206 @@ async fn twenty_concurrent_refreshes_inside_the_grace_window_all_get_the_same_su
         .collect();
     assert_eq!(successors.len(), 1, "the chain never forks");
     assert_eq!(
-        app.refresh_rows(&sid).await.len(),
-        2,
+        app.session(&sid).await.refresh_generation,
+        1,
         "exactly one rotation"
     );
     assert!(app.session(&sid).await.revoked_at.is_none());
     let successor = successors.into_iter().next().expect("one");
     tokens(app.refresh(&successor).await).await;
+}
+
+#[tokio::test]
+async fn every_older_generation_is_reuse_and_ends_the_session() {
+    // No grace window (the default): g-1 is reuse as soon as the chain moved on.
+    let app = spawn_app().await;
+    for back in [1usize, 5] {
+        let mut chain = vec![app.login("admin", ADMIN_PASSWORD).await];
+        for _ in 0..6 {
+            let next = tokens(app.refresh(chain.last().expect("one").refresh()).await).await;
+            chain.push(next);
+        }
+        let current = chain.last().expect("current").clone();
+        let old = &chain[chain.len() - 1 - back];
+        assert_eq!(
+            app.refresh_session(old.refresh()).await.0,
+            6 - back as i64,
+            "g-{back}"
+        );
+        assert_error(
+            app.refresh(old.refresh()).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+        let session = app.session(&current.sid()).await;
+        assert_eq!(
+            session.revoked_reason.as_deref(),
+            Some("refresh_reuse"),
+            "g-{back}"
+        );
+        assert_error(
+            app.refresh(current.refresh()).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+        assert_eq!(
+            app.me(&current.access).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(app.audit("refresh_reuse").await.len(), 2);
+}
+
+#[tokio::test]
+async fn outside_the_grace_window_the_previous_generation_is_reuse() {
+    let app = spawn_app_with(|c| c.refresh_reuse_grace = Duration::from_secs(1)).await;
+    let first = app.login("admin", ADMIN_PASSWORD).await;
+    let second = tokens(app.refresh(first.refresh()).await).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    assert_error(
+        app.refresh(first.refresh()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        app.session(&second.sid()).await.revoked_reason.as_deref(),
+        Some("refresh_reuse")
+    );
+}
+
+#[tokio::test]
+async fn a_forged_tag_on_a_real_session_ends_nothing() {
+    let app = spawn_app().await;
+    let t = app.login("admin", ADMIN_PASSWORD).await;
+    let next = tokens(app.refresh(t.refresh()).await).await;
+    let rows = app.row_counts().await;
+    // The current generation and an older one, each with one bit of the tag flipped; and the
+    // current generation's number with the old token's tag.
+    let forgeries = [
+        tampered(next.refresh(), |b| b[55] ^= 1),
+        tampered(t.refresh(), |b| b[40] ^= 0x80),
+        tampered(t.refresh(), |b| b[23] = 1),
+    ];
+    for forged in &forgeries {
+        assert_ne!(forged, next.refresh());
+        assert_error(
+            app.refresh(forged).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+    }
+    // A guessed future generation of the real session too.
+    let ahead = tampered(next.refresh(), |b| b[23] = 9);
+    assert_error(
+        app.refresh(&ahead).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    let session = app.session(&t.sid()).await;
+    assert!(session.revoked_at.is_none(), "a forgery ends nothing");
+    assert_eq!(session.refresh_generation, 1);
+    assert!(app.audit("refresh_reuse").await.is_empty());
+    assert_eq!(app.row_counts().await, rows);
+    tokens(app.refresh(next.refresh()).await).await;
+}
+
+#[tokio::test]
+async fn a_token_with_another_sessions_id_fails_and_ends_neither() {
+    let app = spawn_app().await;
+    let a = app.login("admin", ADMIN_PASSWORD).await;
+    let b = app.login("admin", ADMIN_PASSWORD).await;
+    let b_id = uuid::Uuid::parse_str(&b.sid()).expect("uuid");
+    let moved = tampered(a.refresh(), |body| {
+        body[..16].copy_from_slice(b_id.as_bytes())
+    });
+    assert_eq!(app.refresh_session(&moved).await.1.id, b.sid());
+    assert_error(
+        app.refresh(&moved).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    for t in [&a, &b] {
+        assert!(app.session(&t.sid()).await.revoked_at.is_none());
+        tokens(app.refresh(t.refresh()).await).await;
+    }
+}
+
+#[tokio::test]
+async fn a_grace_replay_honours_a_narrower_scope_and_refuses_a_wider_one() {
+    let app = spawn_app_with(|c| c.refresh_reuse_grace = Duration::from_secs(30)).await;
+    // A session with the user-only scope of an admin.
+    let narrow = tokens(
+        app.token(&[
+            ("grant_type", "password"),
+            ("client_id", CLI),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("scope", "account"),
+        ])
+        .await,
+    )
+    .await;
+    let rotated = tokens(app.refresh(narrow.refresh()).await).await;
+    let wider = app
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLI),
+            ("refresh_token", narrow.refresh()),
+            ("scope", "account admin"),
+        ])
+        .await;
+    assert_error(wider, StatusCode::BAD_REQUEST, "invalid_scope").await;
+
+    let full = tokens(
+        app.token(&[
+            ("grant_type", "password"),
+            ("client_id", CLI),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .await,
+    )
+    .await;
+    let first = tokens(app.refresh(full.refresh()).await).await;
+    let replay = tokens(
+        app.token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLI),
+            ("refresh_token", full.refresh()),
+            ("scope", "account"),
+        ])
+        .await,
+    )
+    .await;
+    assert_eq!(replay.refresh(), first.refresh(), "the identical successor");
+    assert_eq!(replay.body["scope"], "account");
+    assert_eq!(claims(&replay.access)["scope"], "account");
+    for (t, generation) in [(&rotated, 1), (&first, 1)] {
+        let session = app.session(&t.sid()).await;
+        assert!(session.revoked_at.is_none());
+        assert_eq!(session.refresh_generation, generation);
+    }
+    tokens(app.refresh(rotated.refresh()).await).await;
+    tokens(app.refresh(first.refresh()).await).await;
+}
+
+#[tokio::test]
+async fn a_thousand_refreshes_leave_one_session_row_and_grow_nothing() {
+    let app = spawn_app().await;
+    let mut t = app.login("admin", ADMIN_PASSWORD).await;
+    let before = app.row_counts().await;
+    for _ in 0..1_000 {
+        t = tokens(app.refresh(t.refresh()).await).await;
+    }
+    assert_eq!(app.row_counts().await, before, "no table grew");
+    let session = app.session(&t.sid()).await;
+    assert_eq!(session.refresh_generation, 1_000);
+    assert!(session.revoked_at.is_none());
+    assert_eq!(app.me(&t.access).await.status(), StatusCode::OK);
 }

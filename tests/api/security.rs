@@ -221,15 +221,18 @@ async fn sec_07_refresh_narrows_scope_never_widens_and_keeps_the_session_scope()
 }
 
 #[tokio::test]
-async fn sec_08_rotation_keeps_the_parent_child_link_and_answers_after_commit() {
+async fn sec_08_rotation_moves_the_generation_in_one_statement_and_answers_after_commit() {
     let app = spawn_app().await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
+    let rows = app.row_counts().await;
     let next = tokens(app.refresh(t.refresh()).await).await;
-    // By the time the answer arrived, the rotation was committed: another connection sees it.
-    let (parent, _) = app.refresh_row(t.refresh()).await;
-    let (child, _) = app.refresh_row(next.refresh()).await;
-    assert!(parent.used_at.is_some());
-    assert_eq!(child.parent_id.as_deref(), Some(parent.id.as_str()));
+    // By the time the answer arrived, the rotation was committed: another connection sees it,
+    // and the only change is the generation (and times) on the session row.
+    let (generation, session) = app.refresh_session(next.refresh()).await;
+    assert_eq!(generation, 1);
+    assert_eq!(session.refresh_generation, 1);
+    assert!(session.rotated_at.is_some());
+    assert_eq!(app.row_counts().await, rows);
 }
 
 #[tokio::test]
@@ -238,15 +241,9 @@ async fn sec_09_reuse_revokes_the_session_with_an_audit_event_and_concurrent_ref
     let app = spawn_app().await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
     refresh_concurrently(&[&app], t.refresh(), 8).await;
-    assert_eq!(
-        app.refresh_rows(&sid(&t)).await.len(),
-        2,
-        "exactly one rotation"
-    );
-    assert_eq!(
-        app.session(&sid(&t)).await.revoked_reason.as_deref(),
-        Some("refresh_reuse")
-    );
+    let session = app.session(&sid(&t)).await;
+    assert_eq!(session.refresh_generation, 1, "exactly one rotation");
+    assert_eq!(session.revoked_reason.as_deref(), Some("refresh_reuse"));
     assert_eq!(app.audit("refresh_reuse").await.len(), 1);
 }
 
@@ -306,7 +303,7 @@ async fn sec_11_purge_never_removes_a_rotated_token_of_a_live_session() {
 }
 
 #[tokio::test]
-async fn sec_12_opaque_tokens_have_256_bits_and_only_their_sha256_is_stored() {
+async fn sec_12_opaque_tokens_have_256_bits_only_hashes_are_stored_and_refresh_tags_need_key_and_secret() {
     use base64::Engine as _;
     let app = spawn_app().await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
@@ -323,11 +320,31 @@ async fn sec_12_opaque_tokens_have_256_bits_and_only_their_sha256_is_stored() {
             .expect("base64url");
         assert!(bytes.len() * 8 >= 256, "{prefix}: {} bits", bytes.len() * 8);
     }
-    let (row, _) = app.refresh_row(t.refresh()).await;
+    // A refresh token is (session id, generation, 256-bit tag); the tag is stored nowhere, and
+    // neither the session's secret under another key nor the key over another secret makes it.
+    use tokend::crypto::refresh::{mint, RefreshSecret};
+    use tokend::crypto::HmacKey;
+    let (generation, session) = app.refresh_session(t.refresh()).await;
+    let stored = session.refresh_secret.clone().expect("secret");
+    let chain_secret = RefreshSecret::from_stored(&stored).expect("a 256-bit secret");
+    let key = &app.ctx.secrets.refresh_key;
     assert_eq!(
-        row.token_hash,
-        tokend::crypto::sha256_hex(t.refresh().as_bytes())
+        mint(key, &session.id, generation, &chain_secret).as_deref(),
+        Some(t.refresh())
     );
+    assert_ne!(
+        mint(&HmacKey::generate(), &session.id, generation, &chain_secret).as_deref(),
+        Some(t.refresh()),
+        "the database alone"
+    );
+    assert_ne!(
+        mint(key, &session.id, generation, &RefreshSecret::generate()).as_deref(),
+        Some(t.refresh()),
+        "the key alone"
+    );
+    let tag = &t.refresh()[t.refresh().len() - 43..];
+    let dump = format!("{session:?} {stored}");
+    assert!(!dump.contains(tag) && !dump.contains(t.refresh()));
     let client = app
         .db(move |c| tokend::store::clients::find(c, &id))
         .await
@@ -751,11 +768,9 @@ async fn sec_23_argon2id_owasp_parameters_unique_salts_and_rehash_on_sign_in() {
     .hash_password(b"same-password")
     .expect("hash")
     .to_string();
-    let id = a.clone();
-    app.db(move |c| {
-        tokend::store::users::set_password_hash(c, &id, &weak, tokend::store::now(), false)
-    })
-    .await;
+    let (id, current) = (a.clone(), ha.clone());
+    app.db(move |c| tokend::store::users::rehash_password(c, &id, &current, &weak))
+        .await;
     app.login("ann", "same-password").await;
     let upgraded = hash_of(a).await.expect("ann").password_hash;
     assert!(
@@ -900,7 +915,7 @@ async fn sec_28_race_tests_run_on_the_backend_the_suite_was_started_for() {
     assert_eq!(app.ctx.pool.backend(), expected);
     let t = app.login("admin", ADMIN_PASSWORD).await;
     refresh_concurrently(&[&app], t.refresh(), 10).await;
-    assert_eq!(app.refresh_rows(&sid(&t)).await.len(), 2);
+    assert_eq!(app.session(&sid(&t)).await.refresh_generation, 1);
 }
 
 #[tokio::test]

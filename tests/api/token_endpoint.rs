@@ -186,7 +186,7 @@ async fn bad_requests_get_a_clear_4xx_and_change_nothing() {
         .expect("admin");
     let sessions = app
         .db(move |c| {
-            tokend::store::tokens::list_active_sessions(c, &admin.id, tokend::store::now())
+            tokend::store::sessions::list_active(c, &admin.id, tokend::store::now())
         })
         .await;
     assert!(sessions.is_empty(), "no session opened by a bad request");
