@@ -58,4 +58,22 @@ impl Pool {
         }
         Ok(())
     }
+
+    /// Reverts the newest applied migration and names it (the upgrade tests use it to stand a
+    /// database at the previous release's schema).
+    pub fn revert_last(&self) -> anyhow::Result<String> {
+        let mut conn = self.get()?;
+        let reverted = match &mut conn {
+            Conn::Sqlite(c, _) => {
+                let c: &mut SqliteConnection = c;
+                c.revert_last_migration(SQLITE_MIGRATIONS)
+            }
+            Conn::Postgres(c) => {
+                let c: &mut PgConnection = c;
+                c.revert_last_migration(PG_MIGRATIONS)
+            }
+        }
+        .map_err(|e| anyhow::anyhow!("reverting: {e}"))?;
+        Ok(reverted.to_string())
+    }
 }

@@ -140,18 +140,21 @@ async fn signing_keys_are_encrypted_at_rest_with_a_key_encryption_key() {
     let app = spawn_app_with(|c| c.key_encryption_key = Some(parsed.clone())).await;
     let keys = app.db(tokend::store::keys::all).await;
     assert!(keys[0].private_key.starts_with("enc:v1:"));
-    // The key refresh successors are derived with is sealed too: a backup alone does not hold it.
-    let stored = app
-        .db(|conn| {
-            tokend::store::keys::secret_get_or_insert(
-                conn,
-                "refresh_successor_key",
-                "unused",
-                tokend::store::now(),
-            )
-        })
-        .await;
-    assert!(stored.starts_with("enc:v1:"), "sealed at rest");
+    // The keys refresh tokens and sign-in forms are tagged with are sealed too: a backup alone
+    // does not hold them.
+    for name in ["refresh_key", "csrf_key"] {
+        let stored = app
+            .db(move |conn| {
+                tokend::store::keys::secret_get_or_insert(
+                    conn,
+                    name,
+                    "unused",
+                    tokend::store::now(),
+                )
+            })
+            .await;
+        assert!(stored.starts_with("enc:v1:"), "{name} sealed at rest");
+    }
     assert!(!keys[0].private_key.contains("PRIVATE KEY"));
     let t = app.login("admin", ADMIN_PASSWORD).await;
     assert_eq!(app.me(&t.access).await.status(), StatusCode::OK);

@@ -3,6 +3,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
+use tokend::service::clients::NewClient;
+
 use crate::helpers::*;
 
 #[tokio::test]
@@ -28,22 +30,59 @@ async fn an_active_access_token_is_described() {
 }
 
 #[tokio::test]
-async fn a_refresh_token_can_be_introspected() {
+async fn a_refresh_token_is_introspected_by_its_own_client_only() {
     let app = spawn_app().await;
-    let (rs, secret) = app.confidential_client(&["read"]).await;
-    let t = app.login("admin", ADMIN_PASSWORD).await;
-    let body = json(app.introspect(&rs, &secret, t.refresh()).await).await;
-    assert_eq!(body["active"], true);
+    let (rs, rs_secret) = app.confidential_client(&["read"]).await;
+    let (owner, secret) = app
+        .create_client(NewClient {
+            name: "confidential first-party app".into(),
+            grant_types: vec!["password".into(), "refresh_token".into()],
+            scopes: vec!["account".into(), "admin".into()],
+            ..Default::default()
+        })
+        .await;
+    let secret = secret.expect("secret");
+    let sign_in = app
+        .token(&[
+            ("grant_type", "password"),
+            ("client_id", owner.as_str()),
+            ("client_secret", secret.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .await;
+    let t = tokens(sign_in).await;
+    let body = json(app.introspect(&owner, &secret, t.refresh()).await).await;
+    assert_eq!(body["active"], true, "{body}");
     assert_eq!(body["token_use"], "refresh_token");
     assert_eq!(body["sid"], claims(&t.access)["sid"]);
+    assert_eq!(body["client_id"], owner.as_str());
     assert_eq!(body["username"], "admin");
 
-    // Once rotated it is inactive: exactly {"active": false}.
-    tokens(app.refresh(t.refresh()).await).await;
+    // Another client learns nothing: no oracle for stolen refresh tokens, no reuse tripped.
     assert_eq!(
-        json(app.introspect(&rs, &secret, t.refresh()).await).await,
+        json(app.introspect(&rs, &rs_secret, t.refresh()).await).await,
         json!({"active": false})
     );
+
+    // Once rotated it is inactive: exactly {"active": false}.
+    let next = tokens(
+        app.token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", owner.as_str()),
+            ("client_secret", secret.as_str()),
+            ("refresh_token", t.refresh()),
+        ])
+        .await,
+    )
+    .await;
+    assert_eq!(
+        json(app.introspect(&owner, &secret, t.refresh()).await).await,
+        json!({"active": false})
+    );
+    let body = json(app.introspect(&owner, &secret, next.refresh()).await).await;
+    assert_eq!(body["active"], true, "{body}");
+    assert!(app.session(&t.sid()).await.revoked_at.is_none());
 }
 
 #[tokio::test]

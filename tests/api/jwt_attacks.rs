@@ -151,11 +151,11 @@ async fn forged_and_tampered_tokens_are_refused() {
             ),
         ),
         (
-            "unknown jti",
+            "a session that never existed",
             sign_with(
                 &key.key,
                 real_header(Some("at+jwt")),
-                &with("jti", json!(uuid::Uuid::new_v4().to_string())),
+                &with("sid", json!(uuid::Uuid::now_v7().to_string())),
             ),
         ),
         (

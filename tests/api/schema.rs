@@ -3,6 +3,7 @@
 
 use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryableByName, RunQueryDsl};
+use reqwest::StatusCode;
 use tokend::db;
 use tokend::store::Backend;
 
@@ -57,7 +58,7 @@ async fn every_foreign_key_has_an_index() {
             Ok(db!(conn, c => diesel::sql_query(sql).load::<ForeignKey>(c))?)
         })
         .await;
-    assert_eq!(fks.len(), 11, "found the foreign keys: {fks:?}");
+    assert_eq!(fks.len(), 7, "found the foreign keys: {fks:?}");
     let missing: Vec<String> = fks
         .iter()
         .filter(|f| f.indexed == 0)
@@ -94,4 +95,132 @@ async fn sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout() {
     assert_eq!(read("foreign_keys").await, "1");
     assert_eq!(read("synchronous").await, "1", "NORMAL");
     assert_ne!(read("busy_timeout").await, "0");
+}
+
+/// One statement per backend, with `{future}`/`{past}` standing for an hour from now / ago in
+/// the UTC `TIMESTAMP` the schema stores.
+fn at_times(conn: &tokend::store::Conn, sql: &str) -> String {
+    let (future, past) = match conn.backend() {
+        Backend::Sqlite => (
+            "strftime('%Y-%m-%d %H:%M:%f', 'now', '+1 hour')",
+            "strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 hour')",
+        ),
+        Backend::Postgres => (
+            "((now() AT TIME ZONE 'UTC') + interval '1 hour')",
+            "((now() AT TIME ZONE 'UTC') - interval '1 hour')",
+        ),
+    };
+    sql.replace("{future}", future).replace("{past}", past)
+}
+
+#[tokio::test]
+async fn upgrading_from_token_rows_ends_v1_sessions_and_keeps_everything_else() {
+    use diesel::connection::SimpleConnection as _;
+    let app = spawn_app().await;
+    app.create_user("ulla", "ulla-password", false).await;
+    let admin = app.login("admin", ADMIN_PASSWORD).await;
+    let pat = app.create_pat(&admin.access, "script", &["account"]).await;
+    let pat = pat["token"].as_str().expect("token").to_owned();
+    // Throttling state: one failed sign-in.
+    app.password_grant("ulla", "wrong-password").await;
+    let signed_in = admin.sid();
+    let ended_before = app.login("admin", ADMIN_PASSWORD).await.sid();
+    app.post("/api/logout", &app.login("admin", ADMIN_PASSWORD).await.access)
+        .await;
+
+    // Back to the previous release's schema, holding what v1 held for the two sign-ins: token
+    // rows. One of them had already ended; one session is expired with its rows still there.
+    let pool = app.ctx.pool.clone();
+    let (signed_in2, ended2) = (signed_in.clone(), ended_before.clone());
+    tokio::task::spawn_blocking(move || {
+        let reverted = pool.revert_last().expect("revert");
+        assert_eq!(reverted, "20261206000000", "the storage v2 migration");
+        let mut conn = pool.get().expect("connection");
+        let sql = at_times(
+            &conn,
+            &format!(
+                "UPDATE sessions SET revoked_at = {{past}}, revoked_reason = 'logout' WHERE id = '{ended2}';
+                 INSERT INTO sessions (id, user_id, client_id, kind, scope, created_at, last_used_at, expires_at)
+                   SELECT 'v1-expired', user_id, client_id, kind, scope, created_at, created_at, {{past}}
+                     FROM sessions WHERE id = '{signed_in2}';
+                 INSERT INTO access_tokens (jti, session_id, scope, issued_at, expires_at)
+                   VALUES ('v1-jti', '{signed_in2}', 'account admin', {{past}}, {{future}});
+                 INSERT INTO refresh_tokens (id, token_hash, session_id, access_token_jti, issued_at, expires_at)
+                   VALUES ('v1-rt', 'hash-1', '{signed_in2}', 'v1-jti', {{past}}, {{future}}),
+                          ('v1-rt-ended', 'hash-2', '{ended2}', NULL, {{past}}, {{future}}),
+                          ('v1-rt-expired', 'hash-3', 'v1-expired', NULL, {{past}}, {{past}});
+                 INSERT INTO server_secrets (name, value, created_at)
+                   VALUES ('refresh_successor_key', 'v1', {{past}});"
+            ),
+        );
+        tokend::db!(&mut conn, c => c.batch_execute(&sql)).expect("v1 rows");
+    })
+    .await
+    .expect("task");
+    let before = app.row_counts().await;
+
+    let pool = app.ctx.pool.clone();
+    let applied = tokio::task::spawn_blocking(move || pool.migrate().expect("upgrade"))
+        .await
+        .expect("task");
+    assert_eq!(applied.len(), 1, "{applied:?}");
+
+    // The live v1 sign-in ended with its reason and one audit event; nothing else did.
+    let session = app.session(&signed_in).await;
+    assert_eq!(session.revoked_reason.as_deref(), Some("storage_upgrade"));
+    assert!(session.access_expires_at.is_some(), "its v1 access token's expiry");
+    assert_eq!(
+        app.session(&ended_before).await.revoked_reason.as_deref(),
+        Some("logout")
+    );
+    assert!(app.session("v1-expired").await.revoked_at.is_none());
+    let events = app.audit("session_ended").await;
+    let upgrade: Vec<_> = events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("storage_upgrade"))
+        .collect();
+    assert_eq!(upgrade.len(), 1, "{events:?}");
+    assert_eq!(upgrade[0].session_id.as_deref(), Some(signed_in.as_str()));
+    assert_eq!(app.me(&admin.access).await.status(), StatusCode::UNAUTHORIZED);
+
+    // Users, clients, keys, personal tokens, audit events and throttling state survive.
+    let after = app.row_counts().await;
+    for table in [
+        "users",
+        "clients",
+        "signing_keys",
+        "personal_access_tokens",
+        "login_attempts",
+        "sessions",
+    ] {
+        assert_eq!(after[table], before[table], "{table}");
+    }
+    assert_eq!(after["audit_events"], before["audit_events"] + 1);
+    assert_eq!(
+        after["server_secrets"],
+        before["server_secrets"] - 1,
+        "the v1 successor key is gone"
+    );
+    assert_eq!(app.me(&pat).await.status(), StatusCode::OK);
+    let gone = app
+        .ctx
+        .pool
+        .run(|conn| {
+            Ok::<_, tokend::store::StoreError>(
+                ["access_tokens", "refresh_tokens"]
+                    .iter()
+                    .map(|t| {
+                        db!(conn, c => diesel::sql_query(format!("SELECT 1 FROM {t}")).execute(c))
+                            .is_err()
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await
+        .expect("query");
+    assert_eq!(gone, [true, true], "the token tables are dropped");
+
+    // Signing in again works, with a v2 refresh token.
+    let again = app.login("admin", ADMIN_PASSWORD).await;
+    tokens(app.refresh(again.refresh()).await).await;
 }
