@@ -12,8 +12,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use tokend::config::{Config, SecretString};
 use tokend::crypto::jwt::{self, AccessClaims};
 use tokend::crypto::keys::{generate, KeySet, SigningAlg, SigningKey, VerifyingKey};
-use tokend::crypto::token::{OpaqueToken, TokenKind};
 use tokend::crypto::refresh::{self as refresh_token, RefreshSecret};
+use tokend::crypto::token::{OpaqueToken, TokenKind};
 use tokend::crypto::HmacKey;
 use tokend::service::{
     bootstrap, clients::ClientCredentials, refresh, signin, validation, RequestMeta,

@@ -64,7 +64,12 @@ impl std::fmt::Debug for Presented {
     }
 }
 
-fn tag(key: &HmacKey, session_id: &uuid::Uuid, generation: i64, secret: &RefreshSecret) -> impl Mac {
+fn tag(
+    key: &HmacKey,
+    session_id: &uuid::Uuid,
+    generation: i64,
+    secret: &RefreshSecret,
+) -> impl Mac {
     let mut mac = key.mac();
     mac.update(LABEL);
     mac.update(session_id.as_bytes());
@@ -160,8 +165,14 @@ mod tests {
         let (key, secret, sid) = (HmacKey::generate(), RefreshSecret::generate(), session());
         let token = mint(&key, &sid, 0, &secret).expect("mint");
         let presented = parse(&token).expect("parse");
-        assert!(!presented.verify(&HmacKey::generate(), &secret), "another key");
-        assert!(!presented.verify(&key, &RefreshSecret::generate()), "another secret");
+        assert!(
+            !presented.verify(&HmacKey::generate(), &secret),
+            "another key"
+        );
+        assert!(
+            !presented.verify(&key, &RefreshSecret::generate()),
+            "another secret"
+        );
     }
 
     #[test]
@@ -179,7 +190,10 @@ mod tests {
         }
         // Another session's id with this session's tag.
         let other = session();
-        let mut moved = uuid::Uuid::parse_str(&other).expect("uuid").as_bytes().to_vec();
+        let mut moved = uuid::Uuid::parse_str(&other)
+            .expect("uuid")
+            .as_bytes()
+            .to_vec();
         moved.extend_from_slice(&body[16..]);
         let p = parse(&format!("tokend_rt_{}", b64url(&moved))).expect("parse");
         assert_eq!(p.session_id, other);

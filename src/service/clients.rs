@@ -290,26 +290,26 @@ pub async fn register(
     meta: RequestMeta,
 ) -> Result<CreatedClient> {
     ctx.write(move |conn| {
-                let created = match create(conn, new) {
-                    Ok(created) => created,
-                    Err(e) => return Ok(Err(e)),
-                };
-                audit::record(
-                    conn,
-                    Event {
-                        kind: "client_created",
-                        reason: Some(if created.client.public {
-                            "public"
-                        } else {
-                            "confidential"
-                        }),
-                        actor_id: actor_id.as_deref(),
-                        client_id: Some(&created.client.client_id),
-                        ..Default::default()
-                    },
-                    &meta,
-                )?;
-                Ok(Ok(created))
+        let created = match create(conn, new) {
+            Ok(created) => created,
+            Err(e) => return Ok(Err(e)),
+        };
+        audit::record(
+            conn,
+            Event {
+                kind: "client_created",
+                reason: Some(if created.client.public {
+                    "public"
+                } else {
+                    "confidential"
+                }),
+                actor_id: actor_id.as_deref(),
+                client_id: Some(&created.client.client_id),
+                ..Default::default()
+            },
+            &meta,
+        )?;
+        Ok(Ok(created))
     })
     .await?
 }

@@ -204,8 +204,8 @@ pub async fn revoke(ctx: &Ctx, user_id: String, id: String, meta: RequestMeta) -
         Ok(true)
     })
     .await?
-        .then_some(())
-        .ok_or_else(|| ServiceError::NotFound("no such token".to_owned()))
+    .then_some(())
+    .ok_or_else(|| ServiceError::NotFound("no such token".to_owned()))
 }
 
 /// Revokes every live token of the caller with this name; returns how many.

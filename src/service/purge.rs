@@ -79,17 +79,17 @@ pub async fn run(
 ) -> Result<Report> {
     let retention = ctx.config.purge_retention;
     ctx.db(move |conn| {
-            let report = run_blocking(conn, retention, dry_run)?;
-            if !dry_run {
-                let event = super::audit::Event {
-                    kind: "purge",
-                    reason: Some("expired_and_ended"),
-                    actor_id: actor_id.as_deref(),
-                    ..Default::default()
-                };
-                conn.write(|conn| super::audit::record(conn, event, &meta))?;
-            }
-            Ok(report)
+        let report = run_blocking(conn, retention, dry_run)?;
+        if !dry_run {
+            let event = super::audit::Event {
+                kind: "purge",
+                reason: Some("expired_and_ended"),
+                actor_id: actor_id.as_deref(),
+                ..Default::default()
+            };
+            conn.write(|conn| super::audit::record(conn, event, &meta))?;
+        }
+        Ok(report)
     })
     .await
 }

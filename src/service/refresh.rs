@@ -72,7 +72,9 @@ pub fn classify(
     if !is_genuine(ctx, presented, session) {
         return Class::Forged;
     }
-    let user_disabled = user.as_ref().is_some_and(|(_, _, disabled)| disabled.is_some());
+    let user_disabled = user
+        .as_ref()
+        .is_some_and(|(_, _, disabled)| disabled.is_some());
     if session.client_id != client.client_id || !session.is_live(now) || user_disabled {
         return Class::Dead;
     }
@@ -154,8 +156,7 @@ fn exchange(
             }
             Class::Rotate => {
                 let granted = narrowed(&session, requested)?;
-                let access =
-                    issuing::sign_access_token(ctx, key, &session, client, &granted, now)?;
+                let access = issuing::sign_access_token(ctx, key, &session, client, &granted, now)?;
                 let next = session.refresh_generation + 1;
                 let successor = issuing::refresh_token(ctx, &session, next)?;
                 let rotation = Rotation {
@@ -172,8 +173,7 @@ fn exchange(
             }
             Class::Grace => {
                 let granted = narrowed(&session, requested)?;
-                let access =
-                    issuing::sign_access_token(ctx, key, &session, client, &granted, now)?;
+                let access = issuing::sign_access_token(ctx, key, &session, client, &granted, now)?;
                 // The token the rotation handed out, computed again: the same string.
                 let current = issuing::refresh_token(ctx, &session, session.refresh_generation)?;
                 let reissue = Reissue {

@@ -23,37 +23,37 @@ pub async fn end(
     meta: RequestMeta,
 ) -> Result<()> {
     ctx.write(move |conn| {
-                let Some(session) = store::sessions::find(conn, &session_id)? else {
-                    return Ok(false);
-                };
-                let (allowed, actor) = match &owner {
-                    Owner::User(user_id) => (
-                        session.user_id.as_deref() == Some(user_id.as_str()),
-                        Some(user_id.as_str()),
-                    ),
-                    Owner::Admin { actor_id } => (true, actor_id.as_deref()),
-                };
-                if !allowed || !session.is_live(store::now()) {
-                    return Ok(false);
-                }
-                let subject = Event {
-                    actor_id: actor,
-                    user_id: session.user_id.as_deref(),
-                    session_id: Some(&session.id),
-                    client_id: Some(&session.client_id),
-                    ..Default::default()
-                };
-                revocation::revoke_in_tx(
-                    conn,
-                    &Scope::Session(session.id.clone()),
-                    reason,
-                    "logout",
-                    subject,
-                    &meta,
-                )?;
-                Ok(true)
+        let Some(session) = store::sessions::find(conn, &session_id)? else {
+            return Ok(false);
+        };
+        let (allowed, actor) = match &owner {
+            Owner::User(user_id) => (
+                session.user_id.as_deref() == Some(user_id.as_str()),
+                Some(user_id.as_str()),
+            ),
+            Owner::Admin { actor_id } => (true, actor_id.as_deref()),
+        };
+        if !allowed || !session.is_live(store::now()) {
+            return Ok(false);
+        }
+        let subject = Event {
+            actor_id: actor,
+            user_id: session.user_id.as_deref(),
+            session_id: Some(&session.id),
+            client_id: Some(&session.client_id),
+            ..Default::default()
+        };
+        revocation::revoke_in_tx(
+            conn,
+            &Scope::Session(session.id.clone()),
+            reason,
+            "logout",
+            subject,
+            &meta,
+        )?;
+        Ok(true)
     })
     .await?
-        .then_some(())
-        .ok_or_else(|| ServiceError::NotFound("no such session".to_owned()))
+    .then_some(())
+    .ok_or_else(|| ServiceError::NotFound("no such session".to_owned()))
 }

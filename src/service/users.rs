@@ -141,46 +141,46 @@ pub async fn set_password(
     check_password(&new_password)?;
     let hash = ctx.hasher.hash(new_password).await?;
     ctx.write(move |conn| {
-                let now = store::now();
-                // The UPDATE takes the user's lock: sign-ins with the old password that have not
-                // committed yet wait, then see `password_changed_at` moved and give up.
-                if store::users::set_password_hash(conn, &user_id, &hash, now)? == 0 {
-                    return Ok(None);
-                }
-                let subject = Event {
-                    actor_id: actor_id.as_deref(),
-                    user_id: Some(&user_id),
-                    ..Default::default()
-                };
-                audit::record(
-                    conn,
-                    Event {
-                        kind: "password_changed",
-                        reason: Some(if keep_sessions {
-                            "sessions_kept"
-                        } else {
-                            "sessions_revoked"
-                        }),
-                        ..subject.clone()
-                    },
-                    &meta,
-                )?;
-                if keep_sessions {
-                    return Ok(Some(Counts::default()));
-                }
-                let scope = Scope::User {
-                    user_id: user_id.clone(),
-                    except_session,
-                };
-                revocation::revoke_in_tx(
-                    conn,
-                    &scope,
-                    Reason::PasswordChanged,
-                    "logout_all",
-                    subject,
-                    &meta,
-                )
-                .map(Some)
+        let now = store::now();
+        // The UPDATE takes the user's lock: sign-ins with the old password that have not
+        // committed yet wait, then see `password_changed_at` moved and give up.
+        if store::users::set_password_hash(conn, &user_id, &hash, now)? == 0 {
+            return Ok(None);
+        }
+        let subject = Event {
+            actor_id: actor_id.as_deref(),
+            user_id: Some(&user_id),
+            ..Default::default()
+        };
+        audit::record(
+            conn,
+            Event {
+                kind: "password_changed",
+                reason: Some(if keep_sessions {
+                    "sessions_kept"
+                } else {
+                    "sessions_revoked"
+                }),
+                ..subject.clone()
+            },
+            &meta,
+        )?;
+        if keep_sessions {
+            return Ok(Some(Counts::default()));
+        }
+        let scope = Scope::User {
+            user_id: user_id.clone(),
+            except_session,
+        };
+        revocation::revoke_in_tx(
+            conn,
+            &scope,
+            Reason::PasswordChanged,
+            "logout_all",
+            subject,
+            &meta,
+        )
+        .map(Some)
     })
     .await?
     .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
@@ -273,42 +273,42 @@ pub async fn set_disabled(
     meta: RequestMeta,
 ) -> Result<Counts> {
     ctx.write(move |conn| {
-                let now = store::now();
-                // The UPDATE takes the user's lock (see `set_password`).
-                if store::users::set_disabled(conn, &user_id, disabled.then_some(now), now)? == 0 {
-                    return Ok(None);
-                }
-                let subject = Event {
-                    actor_id: actor_id.as_deref(),
-                    user_id: Some(&user_id),
-                    ..Default::default()
-                };
-                if disabled {
-                    let scope = Scope::User {
-                        user_id: user_id.clone(),
-                        except_session: None,
-                    };
-                    revocation::revoke_in_tx(
-                        conn,
-                        &scope,
-                        Reason::UserDisabled,
-                        "user_disabled",
-                        subject,
-                        &meta,
-                    )
-                    .map(Some)
-                } else {
-                    audit::record(
-                        conn,
-                        Event {
-                            kind: "user_enabled",
-                            reason: Some("enabled"),
-                            ..subject
-                        },
-                        &meta,
-                    )?;
-                    Ok(Some(Counts::default()))
-                }
+        let now = store::now();
+        // The UPDATE takes the user's lock (see `set_password`).
+        if store::users::set_disabled(conn, &user_id, disabled.then_some(now), now)? == 0 {
+            return Ok(None);
+        }
+        let subject = Event {
+            actor_id: actor_id.as_deref(),
+            user_id: Some(&user_id),
+            ..Default::default()
+        };
+        if disabled {
+            let scope = Scope::User {
+                user_id: user_id.clone(),
+                except_session: None,
+            };
+            revocation::revoke_in_tx(
+                conn,
+                &scope,
+                Reason::UserDisabled,
+                "user_disabled",
+                subject,
+                &meta,
+            )
+            .map(Some)
+        } else {
+            audit::record(
+                conn,
+                Event {
+                    kind: "user_enabled",
+                    reason: Some("enabled"),
+                    ..subject
+                },
+                &meta,
+            )?;
+            Ok(Some(Counts::default()))
+        }
     })
     .await?
     .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))

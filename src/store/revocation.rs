@@ -20,7 +20,10 @@ pub enum Scope {
     },
     Client(String),
     /// A user's personal access tokens of one name (`DELETE /api/tokens?name=…`).
-    PersonalTokensNamed { user_id: String, name: String },
+    PersonalTokensNamed {
+        user_id: String,
+        name: String,
+    },
 }
 
 impl Scope {

@@ -117,7 +117,10 @@ pub struct Rotation<'a> {
 
 /// `access_expires_at` only moves forward (a shorter TTL configured later must not hide a
 /// longer-lived token issued before it from the revocation counts).
-fn push_access_expiry<'b, DB>(out: &mut AstPass<'_, 'b, DB>, at: &'b NaiveDateTime) -> QueryResult<()>
+fn push_access_expiry<'b, DB>(
+    out: &mut AstPass<'_, 'b, DB>,
+    at: &'b NaiveDateTime,
+) -> QueryResult<()>
 where
     DB: Backend + HasSqlType<Timestamp>,
     NaiveDateTime: ToSql<Timestamp, DB>,

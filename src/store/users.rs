@@ -60,7 +60,12 @@ pub fn lock(conn: &mut Conn, id: &str) -> Result<Option<UserLock>> {
 
 /// Sets a new password (a real change: `password_changed_at` moves, which is what sign-ins in
 /// flight with the old password re-check).
-pub fn set_password_hash(conn: &mut Conn, id: &str, hash: &str, now: NaiveDateTime) -> Result<usize> {
+pub fn set_password_hash(
+    conn: &mut Conn,
+    id: &str,
+    hash: &str,
+    now: NaiveDateTime,
+) -> Result<usize> {
     Ok(db!(conn, c => diesel::update(users::table.find(id))
         .set((
             users::password_hash.eq(hash),

@@ -337,7 +337,10 @@ async fn a_code_used_twice_revokes_what_it_issued() {
         .await;
     assert_error(refresh, StatusCode::BAD_REQUEST, "invalid_grant").await;
     let (_, chain) = app.refresh_session(first.refresh()).await;
-    assert_eq!(chain.id, session_id, "the refresh chain lives on the ended session");
+    assert_eq!(
+        chain.id, session_id,
+        "the refresh chain lives on the ended session"
+    );
     assert_eq!(app.audit("code_reuse").await.len(), 1);
 }
 
@@ -764,6 +767,85 @@ async fn logout_all_and_disabling_use_up_codes_not_yet_exchanged() {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let late = exchange(&app, &client, &pending, VERIFIER).await;
     assert_error(late, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn logout_all_racing_a_code_exchange_leaves_no_session() {
+    // SECURITY.md 30: the exchange locks the user before it claims the code; logout-all takes the
+    // same lock and uses up pending codes. Either the exchange commits first and its session is
+    // ended, or it comes second and finds its code used: never a live session after the logout.
+    let app = spawn_app().await;
+    let user_id = app.create_user("alice", PASSWORD, false).await;
+    let client = spa_client(&app, false).await;
+    let (mut exchanged, mut refused) = (0, 0);
+    for trial in 0..race_trials() {
+        let caller = app.login("alice", PASSWORD).await;
+        let code = code_for(&app, &client, "alice", &[]).await;
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        // From the exchange held back 4 ms to the logout held back 4 ms, in 11 steps.
+        let shift = (trial % 11) as i64 * 800 - 4_000;
+        let exchange_wait = std::time::Duration::from_micros((-shift).max(0) as u64);
+        let logout_wait = std::time::Duration::from_micros(shift.max(0) as u64);
+        let exchanging = {
+            let (http, url, client, start) = (
+                app.http.clone(),
+                app.url("/oauth/token"),
+                client.clone(),
+                start.clone(),
+            );
+            tokio::spawn(async move {
+                start.wait().await;
+                tokio::time::sleep(exchange_wait).await;
+                http.post(url)
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("client_id", client.as_str()),
+                        ("code", code.as_str()),
+                        ("redirect_uri", REDIRECT),
+                        ("code_verifier", VERIFIER),
+                    ])
+                    .send()
+                    .await
+                    .expect("request")
+            })
+        };
+        start.wait().await;
+        tokio::time::sleep(logout_wait).await;
+        let logout = app
+            .post_json("/api/logout-all", &caller.access, json!({}))
+            .await;
+        assert_eq!(logout.status(), StatusCode::OK);
+        let response = exchanging.await.expect("task");
+        if response.status() == StatusCode::OK {
+            exchanged += 1;
+            let t = tokens(response).await;
+            assert_eq!(
+                app.me(&t.access).await.status(),
+                StatusCode::UNAUTHORIZED,
+                "trial {trial}"
+            );
+            assert_error(
+                app.token(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", client.as_str()),
+                    ("refresh_token", t.refresh()),
+                ])
+                .await,
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+            )
+            .await;
+        } else {
+            refused += 1;
+            assert_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        }
+        let id = user_id.clone();
+        let live = app
+            .db(move |c| store::sessions::list_active(c, &id, store::now()))
+            .await;
+        assert!(live.is_empty(), "trial {trial}: {live:?}");
+    }
+    eprintln!("code-exchange race: {exchanged} exchanged then ended, {refused} refused");
 }
 
 /// A browser request from the SPA's origin, as `fetch(..., {credentials: 'include'})` sends it.

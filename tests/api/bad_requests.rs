@@ -198,9 +198,7 @@ async fn forty_bad_requests_each_get_a_clear_4xx_and_change_nothing() {
         .await
         .expect("admin");
     let sessions = app
-        .db(move |c| {
-            tokend::store::sessions::list_active(c, &admin.id, tokend::store::now())
-        })
+        .db(move |c| tokend::store::sessions::list_active(c, &admin.id, tokend::store::now()))
         .await;
     assert_eq!(sessions.len(), 1);
 }

@@ -20,6 +20,7 @@ mod outage;
 mod password_grant;
 mod personal_tokens;
 mod purge;
+mod races;
 mod refresh;
 mod revocation;
 mod schema;

@@ -125,8 +125,11 @@ async fn upgrading_from_token_rows_ends_v1_sessions_and_keeps_everything_else() 
     app.password_grant("ulla", "wrong-password").await;
     let signed_in = admin.sid();
     let ended_before = app.login("admin", ADMIN_PASSWORD).await.sid();
-    app.post("/api/logout", &app.login("admin", ADMIN_PASSWORD).await.access)
-        .await;
+    app.post(
+        "/api/logout",
+        &app.login("admin", ADMIN_PASSWORD).await.access,
+    )
+    .await;
 
     // Back to the previous release's schema, holding what v1 held for the two sign-ins: token
     // rows. One of them had already ended; one session is expired with its rows still there.
@@ -168,7 +171,10 @@ async fn upgrading_from_token_rows_ends_v1_sessions_and_keeps_everything_else() 
     // The live v1 sign-in ended with its reason and one audit event; nothing else did.
     let session = app.session(&signed_in).await;
     assert_eq!(session.revoked_reason.as_deref(), Some("storage_upgrade"));
-    assert!(session.access_expires_at.is_some(), "its v1 access token's expiry");
+    assert!(
+        session.access_expires_at.is_some(),
+        "its v1 access token's expiry"
+    );
     assert_eq!(
         app.session(&ended_before).await.revoked_reason.as_deref(),
         Some("logout")
@@ -181,7 +187,10 @@ async fn upgrading_from_token_rows_ends_v1_sessions_and_keeps_everything_else() 
         .collect();
     assert_eq!(upgrade.len(), 1, "{events:?}");
     assert_eq!(upgrade[0].session_id.as_deref(), Some(signed_in.as_str()));
-    assert_eq!(app.me(&admin.access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.me(&admin.access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // Users, clients, keys, personal tokens, audit events and throttling state survive.
     let after = app.row_counts().await;

@@ -303,7 +303,8 @@ async fn sec_11_purge_never_removes_a_rotated_token_of_a_live_session() {
 }
 
 #[tokio::test]
-async fn sec_12_opaque_tokens_have_256_bits_only_hashes_are_stored_and_refresh_tags_need_key_and_secret() {
+async fn sec_12_opaque_tokens_have_256_bits_only_hashes_are_stored_and_refresh_tags_need_key_and_secret(
+) {
     use base64::Engine as _;
     let app = spawn_app().await;
     let t = app.login("admin", ADMIN_PASSWORD).await;
@@ -930,4 +931,46 @@ async fn sec_29_a_replay_in_the_same_second_as_its_rotation_is_rejected() {
         "both inside one second"
     );
     assert_error(replay, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn sec_30_a_password_change_with_logout_all_racing_sign_ins_leaves_no_old_password_token() {
+    // The seed story: "change the password and log out of every device", while the user (or a
+    // thief with the old password) is signing in on several devices at once.
+    use crate::races::{
+        assert_all_dead, offset_of, racing_app, sign_in_time, sign_ins_racing, OLD_PASSWORD,
+    };
+    let app = racing_app().await;
+    let admin = app.login("admin", ADMIN_PASSWORD).await.access;
+    app.create_user("timer", OLD_PASSWORD, false).await;
+    let scale = sign_in_time(&app, "timer").await;
+    let mut won = 0;
+    for trial in 0..race_trials() {
+        let username = format!("user-{trial}");
+        let id = app.create_user(&username, OLD_PASSWORD, false).await;
+        let (http, url, admin) = (
+            app.http.clone(),
+            app.url(&format!("/admin/users/{id}/password")),
+            admin.clone(),
+        );
+        let offset = offset_of(trial, scale);
+        let (issued, changed) = sign_ins_racing(&app, &username, offset, async move {
+            http.post(url)
+                .bearer_auth(admin)
+                .json(&json!({"new_password": "new-password-2", "logout_all": true}))
+                .send()
+                .await
+                .expect("request")
+        })
+        .await;
+        assert_eq!(changed.status(), StatusCode::OK);
+        won += issued.len();
+        assert_all_dead(&app, &id, &issued, trial).await;
+        // The new password works.
+        app.login(&username, "new-password-2").await;
+    }
+    eprintln!(
+        "password-change race: {won} of {} sign-ins answered 200, none works",
+        6 * race_trials()
+    );
 }

@@ -185,9 +185,7 @@ async fn bad_requests_get_a_clear_4xx_and_change_nothing() {
         .await
         .expect("admin");
     let sessions = app
-        .db(move |c| {
-            tokend::store::sessions::list_active(c, &admin.id, tokend::store::now())
-        })
+        .db(move |c| tokend::store::sessions::list_active(c, &admin.id, tokend::store::now()))
         .await;
     assert!(sessions.is_empty(), "no session opened by a bad request");
 }

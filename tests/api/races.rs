@@ -1,0 +1,222 @@
+//! Issuance racing user-wide revocation (SECURITY.md 30): sign-ins with a password that is being
+//! changed or a user being disabled, released together with the change and repeated
+//! (`TOKEND_RACE_TRIALS`). Whatever the interleaving, no token obtained through the old state
+//! works afterwards, and the database holds no live session for it. The password-change case is
+//! `security::sec_30_…`; the code-exchange case lives with the code grant.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode};
+use serde_json::json;
+use tokio::sync::Barrier;
+
+use crate::helpers::*;
+
+pub const OLD_PASSWORD: &str = "old-password-1";
+const SIGN_INS: usize = 6;
+
+/// A server whose sign-in throttle never engages: every trial's refused sign-ins come from
+/// 127.0.0.1, and a throttled request would take no part in the race.
+pub async fn racing_app() -> TestApp {
+    spawn_app_with(|c| {
+        c.signin_user_free = 1_000_000;
+        c.signin_ip_free = 1_000_000;
+    })
+    .await
+}
+
+/// `SIGN_INS` password grants for `username` with [`OLD_PASSWORD`] and `revoke`, released at once,
+/// one side held back by `offset` (positive: `revoke` waits; negative: the sign-ins do) so that
+/// across trials the revocation lands anywhere in the sign-ins' Argon2 verification and commit.
+/// Returns the sign-ins that succeeded and `revoke`'s response.
+pub async fn sign_ins_racing<F>(
+    app: &TestApp,
+    username: &str,
+    offset: Offset,
+    revoke: F,
+) -> (Vec<Tokens>, Response)
+where
+    F: std::future::Future<Output = Response> + Send + 'static,
+{
+    let start = Arc::new(Barrier::new(SIGN_INS + 1));
+    let mut sign_ins = Vec::new();
+    for _ in 0..SIGN_INS {
+        let (http, url, start, username) = (
+            app.http.clone(),
+            app.url("/oauth/token"),
+            start.clone(),
+            username.to_owned(),
+        );
+        let wait = offset.sign_ins;
+        sign_ins.push(tokio::spawn(async move {
+            start.wait().await;
+            tokio::time::sleep(wait).await;
+            http.post(url)
+                .form(&[
+                    ("grant_type", "password"),
+                    ("client_id", CLI),
+                    ("username", username.as_str()),
+                    ("password", OLD_PASSWORD),
+                ])
+                .send()
+                .await
+                .expect("request")
+        }));
+    }
+    let revoking = {
+        let start = start.clone();
+        tokio::spawn(async move {
+            start.wait().await;
+            tokio::time::sleep(offset.revoke).await;
+            revoke.await
+        })
+    };
+    let mut issued = Vec::new();
+    for sign_in in sign_ins {
+        let response = sign_in.await.expect("task");
+        match response.status() {
+            StatusCode::OK => issued.push(tokens(response).await),
+            // Verified after the change (wrong password now) or after the disable.
+            _ => {
+                assert_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+            }
+        }
+    }
+    (issued, revoking.await.expect("task"))
+}
+
+/// Nothing `issued` works any more, and `user_id` has no live session.
+pub async fn assert_all_dead(app: &TestApp, user_id: &str, issued: &[Tokens], trial: usize) {
+    for t in issued {
+        assert_eq!(
+            app.me(&t.access).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "trial {trial}: an access token from before the revocation works"
+        );
+        assert_error(
+            app.refresh(t.refresh()).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+    }
+    let user_id = user_id.to_owned();
+    let live = app
+        .db(move |c| tokend::store::sessions::list_active(c, &user_id, tokend::store::now()))
+        .await;
+    assert!(live.is_empty(), "trial {trial}: live sessions {live:?}");
+}
+
+/// Which side of a race waits, and how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Offset {
+    sign_ins: Duration,
+    revoke: Duration,
+}
+
+/// One sign-in's time on this server, measured: the scale the trials spread the offsets over.
+pub async fn sign_in_time(app: &TestApp, username: &str) -> Duration {
+    let started = std::time::Instant::now();
+    app.login(username, OLD_PASSWORD).await;
+    started.elapsed()
+}
+
+/// Trial `trial`'s offset: from the sign-ins waiting one sign-in time to the revocation waiting
+/// one and a half, in 10 steps, so both orders and every overlap in between occur.
+pub fn offset_of(trial: usize, sign_in: Duration) -> Offset {
+    let step = sign_in / 4;
+    let k = (trial % 11) as u32;
+    if k < 4 {
+        Offset {
+            sign_ins: step * (4 - k),
+            revoke: Duration::ZERO,
+        }
+    } else {
+        Offset {
+            sign_ins: Duration::ZERO,
+            revoke: step * (k - 4),
+        }
+    }
+}
+
+#[tokio::test]
+async fn disabling_a_user_racing_sign_ins_leaves_no_token_that_works() {
+    let app = racing_app().await;
+    let admin = app.login("admin", ADMIN_PASSWORD).await.access;
+    app.create_user("timer", OLD_PASSWORD, false).await;
+    let scale = sign_in_time(&app, "timer").await;
+    let mut won = 0;
+    for trial in 0..race_trials() {
+        let username = format!("racer-{trial}");
+        let id = app.create_user(&username, OLD_PASSWORD, false).await;
+        let (http, url, admin) = (
+            app.http.clone(),
+            app.url(&format!("/admin/users/{id}/disable")),
+            admin.clone(),
+        );
+        let offset = offset_of(trial, scale);
+        let (issued, disabled) = sign_ins_racing(&app, &username, offset, async move {
+            http.post(url)
+                .bearer_auth(admin)
+                .send()
+                .await
+                .expect("request")
+        })
+        .await;
+        assert_eq!(disabled.status(), StatusCode::NO_CONTENT);
+        won += issued.len();
+        assert_all_dead(&app, &id, &issued, trial).await;
+    }
+    eprintln!("disable race: {won} sign-ins answered 200, none works");
+}
+
+#[tokio::test]
+async fn a_self_service_password_change_racing_sign_ins_leaves_no_old_password_token() {
+    // POST /api/password with logout_other_sessions: the caller's own session stays; every
+    // sign-in with the old password ends or is refused.
+    let app = racing_app().await;
+    app.create_user("timer", OLD_PASSWORD, false).await;
+    let scale = sign_in_time(&app, "timer").await;
+    for trial in 0..race_trials() {
+        let username = format!("self-{trial}");
+        let id = app.create_user(&username, OLD_PASSWORD, false).await;
+        let me = app.login(&username, OLD_PASSWORD).await;
+        let (http, url, access) = (
+            app.http.clone(),
+            app.url("/api/password"),
+            me.access.clone(),
+        );
+        let offset = offset_of(trial, scale);
+        let (issued, changed) = sign_ins_racing(&app, &username, offset, async move {
+            http.post(url)
+                .bearer_auth(access)
+                .json(&json!({
+                    "current_password": OLD_PASSWORD,
+                    "new_password": "new-password-2",
+                    "logout_other_sessions": true,
+                }))
+                .send()
+                .await
+                .expect("request")
+        })
+        .await;
+        assert_eq!(changed.status(), StatusCode::OK);
+        for t in &issued {
+            assert_eq!(
+                app.me(&t.access).await.status(),
+                StatusCode::UNAUTHORIZED,
+                "trial {trial}"
+            );
+        }
+        let id2 = id.clone();
+        let live = app
+            .db(move |c| tokend::store::sessions::list_active(c, &id2, tokend::store::now()))
+            .await;
+        assert_eq!(
+            live.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+            [me.sid()],
+            "trial {trial}: only the caller's session lives"
+        );
+    }
+}
