@@ -15,8 +15,8 @@ ADMIN=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
 "${ADMIN[@]}" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 TX=$(mktemp)
 trap '"${ADMIN[@]}" -c "DROP DATABASE IF EXISTS $DB"; rm -f "$TX"' EXIT
-# The rotation transaction alone: refresh.sql without the pool checks and the client lookup.
-grep -v -e '^SELECT 1;' -e 'FROM clients' refresh.sql >"$TX"
+# The rotation alone: refresh.sql without the pool checks, the client lookup and the session read.
+grep -v -e '^SELECT 1;' -e 'FROM clients' -e '^SELECT s.id' refresh.sql >"$TX"
 for up in ../../migrations/postgres/*/up.sql; do "${ADMIN[@]}" -d $DB -f "$up"; done
 "${ADMIN[@]}" -d $DB <<'SQL'
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
@@ -24,14 +24,15 @@ INSERT INTO users VALUES ('u1', 'alice', 'x', false, NULL, now(), now(), now());
 INSERT INTO clients (id, name, secret_hash, is_public, grant_types, redirect_uris, scopes,
                      allowed_origins, audiences, created_at)
 VALUES ('pgbench', 'pgbench', NULL, true, 'refresh_token', '', 'profile', '', '', now());
-INSERT INTO sessions SELECT 's' || i, 'u1', 'pgbench', 'password', 'profile', NULL, 'pgbench',
-    '127.0.0.1', now(), now(), now() + interval '30 days', NULL, NULL FROM generate_series(0, 255) i;
+INSERT INTO sessions (id, user_id, client_id, kind, scope, device_name, user_agent, ip, created_at,
+                      last_used_at, expires_at, refresh_generation, refresh_secret,
+                      refresh_expires_at, access_expires_at)
+SELECT 's' || i, 'u1', 'pgbench', 'password', 'profile', NULL, 'pgbench', '127.0.0.1', now(), now(),
+       now() + interval '30 days', 0, 'secret', now() + interval '30 days', now()
+  FROM generate_series(0, 255) i;
 SQL
 reset() {
-    "${ADMIN[@]}" -d $DB -c "TRUNCATE refresh_tokens, access_tokens" \
-        -c "INSERT INTO refresh_tokens (id, token_hash, session_id, issued_at, expires_at)
-            SELECT 'seed' || i, (i::bigint * 10000000)::text, 's' || i, now(), now() + interval '30 days'
-            FROM generate_series(0, 255) i" -c "VACUUM ANALYZE"
+    "${ADMIN[@]}" -d $DB -c "UPDATE sessions SET refresh_generation = 0" -c "VACUUM ANALYZE"
 }
 run() { # label host script
     reset
@@ -45,7 +46,7 @@ run() { # label host script
 echo "pgbench, $CLIENTS clients, ${SECONDS_EACH}s each, $(nproc) cores, $(psql -h 127.0.0.1 -U postgres -XAtc 'SHOW server_version')"
 run "refresh as tokend sends it, TCP+TLS" 127.0.0.1 refresh.sql
 run "refresh as tokend sends it, Unix socket" /var/run/postgresql refresh.sql
-run "rotation transaction alone, TCP+TLS" 127.0.0.1 "$TX"
-run "rotation transaction alone, Unix socket" /var/run/postgresql "$TX"
+run "rotation UPDATE alone, TCP+TLS" 127.0.0.1 "$TX"
+run "rotation UPDATE alone, Unix socket" /var/run/postgresql "$TX"
 run "10 x SELECT 1, TCP+TLS" 127.0.0.1 select1.sql
 run "10 x SELECT 1, Unix socket" /var/run/postgresql select1.sql

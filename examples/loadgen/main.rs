@@ -59,6 +59,10 @@ pub struct Opts {
     /// Sessions of the user in `logout-all`
     #[arg(long, default_value_t = 10_000)]
     pub sessions: usize,
+    /// In `logout-all`: each session is seeded as it stands after this many refreshes (storage
+    /// v2: the same one row, at that generation)
+    #[arg(long, default_value_t = 0)]
+    pub refreshed: usize,
     /// The server's log filter (`info` writes a line per request)
     #[arg(long, default_value = "warn")]
     pub log: String,

@@ -196,6 +196,7 @@ pub async fn run(
         shared
     };
 
+    let rows_before = seed::table_rows(&ctx).await?;
     server.reset_peak();
     let cpu0 = server.cpu();
     let self0 = cpu_of("/proc/self/stat");
@@ -305,6 +306,35 @@ pub async fn run(
             note.push_str(&format!("; first refresh error: {e}"));
         }
     }
+    if scenario == Scenario::Refresh {
+        // Storage v2: rotation rewrites the session row; no table grows with refreshes.
+        let rows_after = seed::table_rows(&ctx).await?;
+        let grown: Vec<String> = rows_after
+            .iter()
+            .filter(|(table, n)| rows_before.get(*table) != Some(n))
+            .map(|(table, n)| {
+                format!(
+                    "{table} {} → {n}",
+                    rows_before.get(table).copied().unwrap_or(0)
+                )
+            })
+            .collect();
+        let rows = format!(
+            "after {} refreshes: {} session rows; {}",
+            stats.ok,
+            rows_after.get("sessions").copied().unwrap_or(0),
+            if grown.is_empty() {
+                "no table grew".to_owned()
+            } else {
+                format!("grown: {}", grown.join(", "))
+            }
+        );
+        note = if note.is_empty() {
+            rows
+        } else {
+            format!("{note}; {rows}")
+        };
+    }
     let rate = stats.rate();
     let p99 = stats.pct_ms(0.99);
     let (ceiling_value, target, met) = match (scenario, backend) {
@@ -318,8 +348,8 @@ pub async fn run(
         }
         (Scenario::Refresh, Backend::Sqlite) => (
             ceiling.refresh_rate,
-            "≥ 5,000/s, p99 < 20 ms, RSS ≤ 64 MiB".to_owned(),
-            rate >= 5000.0 && p99 < 20.0 && peak.is_none_or(|m| m <= 64.0),
+            "≥ 10,000/s, p99 < 10 ms, RSS ≤ 64 MiB".to_owned(),
+            rate >= 10_000.0 && p99 < 10.0 && peak.is_none_or(|m| m <= 64.0),
         ),
         (Scenario::Refresh, Backend::Postgres) => (
             ceiling.refresh_rate,
@@ -328,8 +358,8 @@ pub async fn run(
         ),
         (Scenario::Introspect | Scenario::Bearer, _) => (
             ceiling.validation_rate,
-            "≥ 10,000/s".to_owned(),
-            rate >= 10_000.0,
+            "≥ 12,000/s".to_owned(),
+            rate >= 12_000.0,
         ),
         (Scenario::Mixed, _) => (
             ceiling.refresh_rate,
@@ -379,7 +409,7 @@ async fn logout_all(
     )
     .await?;
     let t = Instant::now();
-    let tokens = seed::sessions(ctx, &victim, n).await?;
+    let tokens = seed::sessions_at(ctx, &victim, n, opts.refreshed as i64).await?;
     eprintln!(
         "  seeded {n} sessions in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -392,7 +422,7 @@ async fn logout_all(
         &format!("other-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
     )
     .await?;
-    seed::sessions(ctx, &other, n).await?;
+    seed::sessions_at(ctx, &other, n, opts.refreshed as i64).await?;
     let t = Instant::now();
     let counts = users::logout_all(
         ctx,

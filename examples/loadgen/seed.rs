@@ -77,6 +77,17 @@ pub async fn introspection_client(ctx: &Ctx) -> anyhow::Result<(String, String)>
 
 /// `n` live sessions of `user_id` on the `tokend-cli` client, written in one transaction.
 pub async fn sessions(ctx: &Ctx, user_id: &str, n: usize) -> anyhow::Result<Vec<Tokens>> {
+    sessions_at(ctx, user_id, n, 0).await
+}
+
+/// As [`sessions`], each session as it stands after `refreshed` rotations: the same one row at
+/// that generation, and the tokens of that generation.
+pub async fn sessions_at(
+    ctx: &Ctx,
+    user_id: &str,
+    n: usize,
+    refreshed: i64,
+) -> anyhow::Result<Vec<Tokens>> {
     let ctx2 = ctx.clone();
     let user_id = user_id.to_owned();
     let key = ctx.keys.signing_key()?;
@@ -93,7 +104,7 @@ pub async fn sessions(ctx: &Ctx, user_id: &str, n: usize) -> anyhow::Result<Vec<
                 let id = uuid::Uuid::now_v7().to_string();
                 let expires_at = now + access_ttl;
                 let secret = RefreshSecret::generate();
-                let refresh = refresh::mint(&ctx2.secrets.refresh_key, &id, 0, &secret)
+                let refresh = refresh::mint(&ctx2.secrets.refresh_key, &id, refreshed, &secret)
                     .ok_or_else(|| store::StoreError::Unexpected(anyhow::anyhow!("mint")))?;
                 let session = Session {
                     id,
@@ -109,9 +120,9 @@ pub async fn sessions(ctx: &Ctx, user_id: &str, n: usize) -> anyhow::Result<Vec<
                     expires_at: now + chrono::TimeDelta::days(90),
                     revoked_at: None,
                     revoked_reason: None,
-                    refresh_generation: 0,
+                    refresh_generation: refreshed,
                     refresh_secret: Some(secret.to_stored()),
-                    rotated_at: None,
+                    rotated_at: (refreshed > 0).then_some(now),
                     refresh_expires_at: Some(now + chrono::TimeDelta::days(30)),
                     access_expires_at: Some(expires_at),
                 };
@@ -177,6 +188,37 @@ pub async fn live_counts(ctx: &Ctx, user_id: &str) -> anyhow::Result<(i64, i64, 
                     .get_result(c)?;
                 (s, a, r)
             }))
+        })
+        .await?;
+    Ok(counts)
+}
+
+/// Rows in every table of the schema, by name: what a scenario grew.
+pub async fn table_rows(ctx: &Ctx) -> anyhow::Result<std::collections::BTreeMap<String, i64>> {
+    let counts = ctx
+        .pool
+        .run(|conn| {
+            #[derive(diesel::QueryableByName)]
+            struct N {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let mut counts = std::collections::BTreeMap::new();
+            for table in [
+                "users",
+                "clients",
+                "sessions",
+                "personal_access_tokens",
+                "auth_codes",
+                "signing_keys",
+                "audit_events",
+                "login_attempts",
+                "server_secrets",
+            ] {
+                let n: N = tokend::db!(conn, c => diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}")).get_result(c))?;
+                counts.insert(table.to_owned(), n.n);
+            }
+            Ok::<_, store::StoreError>(counts)
         })
         .await?;
     Ok(counts)

@@ -66,8 +66,9 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Delete expired access tokens and sessions that ended over TOKEND_PURGE_RETENTION ago, in
-    /// batches; rotated refresh tokens of live sessions are kept (reuse detection needs them)
+    /// Delete sessions that ended (revoked or past their absolute expiry) over
+    /// TOKEND_PURGE_RETENTION ago, with their personal-token rows and codes, in batches; a live
+    /// session's row is kept (it alone recognises a replayed refresh token)
     Purge {
         /// Count what would be deleted, delete nothing
         #[arg(long)]

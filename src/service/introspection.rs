@@ -72,7 +72,7 @@ pub async fn introspect(ctx: &Ctx, caller: &ClientInfo, token: &str) -> Result<I
             Ok((principal, claims)) => Ok(Introspection {
                 active: true,
                 details: Some(Details {
-                    scope: claims.scope,
+                    scope: principal.scopes.0.join(" "),
                     client_id: claims.client_id,
                     username: principal.username,
                     sub: claims.sub,

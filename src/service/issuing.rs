@@ -191,10 +191,13 @@ pub(crate) fn open_session_in_tx(
     opening: Opening<'_>,
 ) -> store::Result<Opened> {
     let now = store::now();
-    let lifetime = match opening.kind {
-        // A client's session lasts as long as its one access token.
-        SessionKind::ClientCredentials => ctx.config.access_token_ttl,
-        _ => ctx.config.session_max_age,
+    let chain = opening.user.is_some() && opening.client.allows_grant(GrantType::RefreshToken);
+    // A session without a refresh chain (a client's own, or a user's on a client that may not
+    // refresh) lasts as long as its one access token.
+    let lifetime = if chain {
+        ctx.config.session_max_age
+    } else {
+        ctx.config.access_token_ttl
     };
     let mut session = new_session(
         opening.user.map(|u| u.id.clone()),
@@ -208,7 +211,7 @@ pub(crate) fn open_session_in_tx(
     );
     let access = sign_access_token(ctx, key, &session, opening.client, opening.scope, now)?;
     session.access_expires_at = Some(access.expires_at);
-    if opening.user.is_some() && opening.client.allows_grant(GrantType::RefreshToken) {
+    if chain {
         session.refresh_secret = Some(RefreshSecret::generate().to_stored());
         session.refresh_expires_at =
             Some((now + chrono_duration(ctx.config.refresh_token_ttl)).min(session.expires_at));

@@ -174,8 +174,20 @@ pub async fn validate(ctx: &Ctx, token: &str) -> Result<(Principal, AccessClaims
         is_admin,
         session_id: session.id,
         client_id: session.client_id,
-        scopes: ScopeSetView(ScopeSet::from_stored(&claims.scope).to_vec()),
+        scopes: ScopeSetView(granted_scopes(&claims.scope, &session.scope)),
         token_use: "access_token",
     };
     Ok((principal, claims))
+}
+
+/// What an access token may do: the scopes it names that its session holds. A token only ever
+/// names a subset (refresh narrows, never widens), so this is its claim; but a JWT signed with a
+/// leaked key gets no more than the session it names.
+fn granted_scopes(claimed: &str, session: &str) -> Vec<String> {
+    let held = ScopeSet::from_stored(session);
+    ScopeSet::from_stored(claimed)
+        .iter()
+        .filter(|s| held.contains(s))
+        .map(str::to_owned)
+        .collect()
 }

@@ -1,9 +1,11 @@
 //! Purge: deleting what can never be used again, in small batches, each its own short transaction.
 //!
-//! Only ended sessions go (revoked, past their absolute limit, or idle past their refresh token's
-//! lifetime with no access token left), longer ago than the retention, with their personal-token
-//! rows. A live session keeps its row whatever its refresh history: the row alone is what
-//! recognises a replayed refresh token of any older generation (SECURITY.md 11).
+//! Only ended sessions go (revoked, or past their absolute limit), longer ago than the retention,
+//! with their personal-token rows and codes. A live session keeps its row whatever its refresh
+//! history: the row alone is what recognises a replayed refresh token of any older generation
+//! (SECURITY.md 11). A session whose refresh token idled out goes at its absolute limit: it is one
+//! row, and both terms of the filter are indexed (`revoked_at` partially: only ended sessions are
+//! in it, so a revocation does not move every live session's entry).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -35,11 +37,6 @@ macro_rules! ended_before {
         sessions::revoked_at
             .lt($before)
             .or(sessions::expires_at.lt($before))
-            .or(sessions::refresh_expires_at.lt($before).and(
-                sessions::access_expires_at
-                    .is_null()
-                    .or(sessions::access_expires_at.lt($before)),
-            ))
     };
 }
 

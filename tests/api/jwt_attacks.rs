@@ -244,6 +244,42 @@ async fn forged_and_tampered_tokens_are_refused() {
     assert_eq!(app.me(&real.access).await.status(), StatusCode::OK);
 }
 
+#[tokio::test]
+async fn a_token_signed_with_the_real_key_gets_no_more_than_its_session_holds() {
+    // Access tokens are not stored: a JWT that verifies is checked against its session only. A
+    // leaked signing key must not turn a user-only session into an admin one.
+    let app = spawn_app().await;
+    let (rs, secret) = app.confidential_client(&["read"]).await;
+    let narrow = tokens(
+        app.token(&[
+            ("grant_type", "password"),
+            ("client_id", CLI),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("scope", "account"),
+        ])
+        .await,
+    )
+    .await;
+    let key = app.ctx.keys.signing_key().expect("signing key");
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(key.kid.clone());
+    header.typ = Some("at+jwt".to_owned());
+    let mut widened = claims(&narrow.access);
+    widened["scope"] = json!("account admin");
+    let forged = sign_with(&key.key, header, &widened);
+    assert_eq!(app.me(&forged).await.status(), StatusCode::OK);
+    assert_error(
+        app.get("/admin/users", &forged).await,
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+    )
+    .await;
+    let introspected = json(app.introspect(&rs, &secret, &forged).await).await;
+    assert_eq!(introspected["active"], true);
+    assert_eq!(introspected["scope"], "account");
+}
+
 /// Signs an arbitrary header JSON (with `jwk`/`jku`/`x5u`) with the attacker's Ed25519 key.
 fn unsigned_then_sign(key: &SigningKey, header: Value, claims: &Value) -> String {
     let signing_input = format!("{}.{}", b64(&header), b64(claims));

@@ -206,3 +206,36 @@ async fn json_bodies_are_accepted_too() {
     let t = tokens(response).await;
     assert_eq!(app.me(&t.access).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_client_that_may_not_refresh_gets_a_session_as_long_as_its_access_token() {
+    let app = spawn_app().await;
+    let (client, _) = app
+        .create_client(NewClient {
+            name: "no refresh".into(),
+            public: true,
+            grant_types: vec!["password".into()],
+            scopes: vec!["account".into()],
+            ..Default::default()
+        })
+        .await;
+    let t = tokens(
+        app.token(&[
+            ("grant_type", "password"),
+            ("client_id", client.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .await,
+    )
+    .await;
+    assert!(t.refresh.is_none(), "{}", t.body);
+    let session = app.session(&t.sid()).await;
+    assert!(session.refresh_secret.is_none() && session.refresh_expires_at.is_none());
+    assert_eq!(
+        Some(session.expires_at),
+        session.access_expires_at,
+        "nothing can extend it: it ends with its one access token"
+    );
+    assert_eq!(app.me(&t.access).await.status(), StatusCode::OK);
+}
