@@ -74,9 +74,9 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
                 ),
             ),
         };
-        let ended: Vec<(Option<NaiveDateTime>, Option<NaiveDateTime>)> = in_scope
+        let ended: Vec<(Option<bool>, Option<bool>)> = in_scope
             .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
-            .returning((sessions::access_expires_at, sessions::refresh_expires_at))
+            .returning((sessions::access_expires_at.gt(now), sessions::refresh_expires_at.gt(now)))
             .get_results(c)?;
         let pending_codes = diesel::update(auth_codes::table.filter(auth_codes::used_at.is_null()));
         match scope {
@@ -94,7 +94,7 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
             }
             Scope::Session(_) | Scope::PersonalTokensNamed { .. } => {}
         }
-        let live = |at: &Option<NaiveDateTime>| at.is_some_and(|t| t > now);
+        let live = |at: &Option<bool>| *at == Some(true);
         Ok(Counts {
             sessions_revoked: ended.len() as u64,
             access_tokens_revoked: ended.iter().filter(|(a, _)| live(a)).count() as u64,
