@@ -59,6 +59,7 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
     }
     let mut conn = pool.get().context("connecting to the database")?;
     let kek = config.key_encryption_key.as_ref();
+    check_key_encryption_key(&mut conn, kek)?;
     let secrets = ServerSecrets {
         refresh_key: server_key(&mut conn, kek, REFRESH_KEY)?,
         csrf_key: server_key(&mut conn, kek, CSRF_KEY)?,
@@ -80,6 +81,23 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
         secrets: Arc::new(secrets),
         origins: Arc::default(),
     })
+}
+
+/// Proves a configured key-encryption key opens what is already sealed (a signing key) before
+/// anything is sealed with it: a server secret created or sealed under a mistyped key would be
+/// unreadable by every node that has the right one.
+fn check_key_encryption_key(conn: &mut Conn, kek: Option<&KeyEncryptionKey>) -> anyhow::Result<()> {
+    let Some(kek) = kek else {
+        return Ok(());
+    };
+    let sealed = store::keys::all(conn)
+        .context("reading the signing keys")?
+        .into_iter()
+        .find(|k| k.private_key.starts_with("enc:"));
+    if let Some(sample) = sealed {
+        crate::crypto::keys::unseal(Some(kek), &sample.kid, &sample.private_key)?;
+    }
+    Ok(())
 }
 
 /// The HMAC key stored as `name`, made on first use. Sealed with the key-encryption key when one

@@ -264,7 +264,13 @@ impl Pool {
             Some(Backend::Postgres) => {
                 let pool = diesel::r2d2::Pool::builder()
                     .max_size(options.max_size)
-                    .min_idle(Some(1.min(options.max_size)))
+                    // No background refill: with a minimum of idle connections r2d2 opens one
+                    // on its own thread whenever a checkout takes the last idle one, and a
+                    // command that fails right after start-up (a wrong key-encryption key) then
+                    // exited while that thread was inside libpq's TLS handshake, which OpenSSL's
+                    // exit handler can crash (the CLI died of a signal instead of exiting 1).
+                    // Connections are opened on demand and kept for r2d2's idle timeout.
+                    .min_idle(Some(0))
                     .connection_timeout(options.connect_timeout)
                     .build_unchecked(ConnectionManager::<PgConnection>::new(url));
                 Ok(Pool::Postgres(pool))

@@ -204,3 +204,53 @@ async fn signing_keys_are_encrypted_at_rest_with_a_key_encryption_key() {
         "no key was added"
     );
 }
+
+#[tokio::test]
+async fn a_wrong_key_encryption_key_seals_nothing() {
+    // After the upgrade to storage v2 the server secrets are new: a node started with a mistyped
+    // key-encryption key must refuse before it creates them, not seal them under the wrong key.
+    use base64::Engine as _;
+    let kek = |byte: u8| {
+        tokend::crypto::keys::KeyEncryptionKey::parse(
+            &base64::engine::general_purpose::STANDARD.encode([byte; 32]),
+        )
+        .expect("kek")
+    };
+    let app = spawn_app_with(|c| c.key_encryption_key = Some(kek(42))).await;
+    app.db(|conn| {
+        use diesel::prelude::*;
+        use tokend::store::schema::server_secrets;
+        Ok(tokend::db!(conn, c => diesel::delete(
+            server_secrets::table.filter(server_secrets::name.eq_any(["refresh_key", "csrf_key"]))
+        )
+        .execute(c))?)
+    })
+    .await;
+    let mut wrong = test_config(&app.db.url);
+    wrong.key_encryption_key = Some(kek(7));
+    let err = format!(
+        "{:#}",
+        tokend::startup::Application::build(wrong)
+            .await
+            .err()
+            .expect("must refuse")
+    );
+    assert!(err.contains("does not decrypt"), "{err}");
+    let left = app
+        .db(|conn| {
+            use diesel::prelude::*;
+            use tokend::store::schema::server_secrets;
+            Ok(tokend::db!(conn, c => server_secrets::table
+                .filter(server_secrets::name.eq_any(["refresh_key", "csrf_key"]))
+                .count()
+                .get_result::<i64>(c))?)
+        })
+        .await;
+    assert_eq!(left, 0, "nothing was sealed under the wrong key");
+    // The right key still starts, and makes them.
+    let mut right = test_config(&app.db.url);
+    right.key_encryption_key = Some(kek(42));
+    tokend::startup::Application::build(right)
+        .await
+        .expect("the right key starts");
+}

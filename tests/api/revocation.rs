@@ -186,3 +186,39 @@ async fn confidential_clients_must_authenticate_to_revoke() {
         serde_json::json!({"active": false})
     );
 }
+
+#[tokio::test]
+async fn an_expired_but_genuine_access_token_still_ends_its_session() {
+    // A client revokes the access token it holds after it expired: the JWT's signature still
+    // proves which session it belongs to, so the session and its refresh chain end. (The token is
+    // the session's own, re-signed with the server's key an hour in the past, past any leeway.)
+    use jsonwebtoken::{Algorithm, Header};
+    let app = spawn_app().await;
+    let t = app.login("admin", ADMIN_PASSWORD).await;
+    let key = app.ctx.keys.signing_key().expect("signing key");
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(key.kid.clone());
+    header.typ = Some("at+jwt".to_owned());
+    let mut old = claims(&t.access);
+    let now = chrono::Utc::now().timestamp();
+    old["iat"] = (now - 3_900).into();
+    old["nbf"] = (now - 3_900).into();
+    old["exp"] = (now - 3_600).into();
+    let expired = jsonwebtoken::encode(&header, &old, &key.key).expect("sign");
+    assert_eq!(app.me(&expired).await.status(), StatusCode::UNAUTHORIZED);
+    let response = app
+        .revoke(&[("token", expired.as_str()), ("client_id", CLI)])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        app.session(&t.sid()).await.revoked_reason.as_deref(),
+        Some("access_token_revoked")
+    );
+    assert_error(
+        app.refresh(t.refresh()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(app.me(&t.access).await.status(), StatusCode::UNAUTHORIZED);
+}
