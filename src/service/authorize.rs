@@ -175,6 +175,12 @@ fn exchange_in_tx(
     let Some(user_lock) = store::users::lock(conn, &row.user_id)? else {
         return refused("user gone");
     };
+    // Read again under the lock: a concurrent exchange of the same code held it until it had
+    // committed its session, and only this reading shows which session a second use must end (on
+    // PostgreSQL the first reading may predate that commit).
+    let Some(row) = store::codes::find(conn, &hash)? else {
+        return refused("unknown");
+    };
     if row.used_at.is_some() || store::codes::claim(conn, &hash, now)? == 0 {
         // A second use: whatever the first use issued is revoked (RFC 6749 §4.1.2).
         if let Some(session_id) = &row.session_id {

@@ -848,6 +848,72 @@ async fn logout_all_racing_a_code_exchange_leaves_no_session() {
     eprintln!("code-exchange race: {exchanged} exchanged then ended, {refused} refused");
 }
 
+#[tokio::test]
+async fn two_exchanges_of_one_code_released_together_end_what_the_winner_got() {
+    // RFC 6749 §4.1.2: a code used twice revokes what it issued, also when the two uses race
+    // (the loser must see the winner's session, whichever backend).
+    let app = spawn_app().await;
+    let user_id = app.create_user("alice", PASSWORD, false).await;
+    let client = spa_client(&app, false).await;
+    let mut won = 0;
+    for trial in 0..race_trials() {
+        let code = code_for(&app, &client, "alice", &[]).await;
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let mut racers = Vec::new();
+        for _ in 0..2 {
+            let (http, url, client, code, start) = (
+                app.http.clone(),
+                app.url("/oauth/token"),
+                client.clone(),
+                code.clone(),
+                start.clone(),
+            );
+            racers.push(tokio::spawn(async move {
+                start.wait().await;
+                http.post(url)
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("client_id", client.as_str()),
+                        ("code", code.as_str()),
+                        ("redirect_uri", REDIRECT),
+                        ("code_verifier", VERIFIER),
+                    ])
+                    .send()
+                    .await
+                    .expect("request")
+            }));
+        }
+        let mut issued = Vec::new();
+        for racer in racers {
+            let response = racer.await.expect("task");
+            if response.status() == StatusCode::OK {
+                issued.push(tokens(response).await);
+            } else {
+                assert_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+            }
+        }
+        assert!(issued.len() <= 1, "trial {trial}: one code, two sessions");
+        won += issued.len();
+        for t in &issued {
+            assert_eq!(
+                app.me(&t.access).await.status(),
+                StatusCode::UNAUTHORIZED,
+                "trial {trial}: the winner's tokens outlived the second use"
+            );
+            assert_eq!(
+                app.session(&t.sid()).await.revoked_reason.as_deref(),
+                Some("code_reuse")
+            );
+        }
+        let id = user_id.clone();
+        let live = app
+            .db(move |c| store::sessions::list_active(c, &id, store::now()))
+            .await;
+        assert!(live.is_empty(), "trial {trial}: {live:?}");
+    }
+    assert_eq!(app.audit("code_reuse").await.len(), won);
+}
+
 /// A browser request from the SPA's origin, as `fetch(..., {credentials: 'include'})` sends it.
 fn browser(app: &TestApp, path: &str) -> reqwest::RequestBuilder {
     app.http
