@@ -38,6 +38,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .wrap_fn(crate::http::refuse_control_characters_in_path)
                 .wrap(crate::http::cors(data.origins.clone()))
                 .wrap(crate::http::security_headers(https))
                 .wrap(crate::telemetry::RequestLog)

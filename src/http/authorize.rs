@@ -135,7 +135,7 @@ async fn validate(ctx: &Ctx, pairs: Vec<(String, String)>) -> Result<Request, Re
             "The request does not say which application is asking (client_id is missing).",
         ));
     };
-    if client_id.len() > 100 {
+    if client_id.len() > 100 || client_id.chars().any(char::is_control) {
         return Err(page(
             "The application that sent you here is not registered with this server.",
         ));
@@ -183,6 +183,14 @@ async fn validate(ctx: &Ctx, pairs: Vec<(String, String)>) -> Result<Request, Re
         return Err(fail(
             "invalid_request",
             &format!("the {name} parameter is repeated"),
+        ));
+    }
+    if let Some(name) =
+        params::control_character_in(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    {
+        return Err(fail(
+            "invalid_request",
+            &format!("the {name} parameter contains a control character"),
         ));
     }
     match get(&pairs, "response_type") {

@@ -36,6 +36,13 @@ pub fn parse_basic(value: &str) -> Result<(String, String), ApiError> {
     // RFC 6749 §2.3.1: both parts are form-urlencoded before they are joined.
     let id = form_decode(id).filter(|s| !s.is_empty()).ok_or_else(bad)?;
     let secret = form_decode(secret).ok_or_else(bad)?;
+    // As in every other text input: never a client id or secret, and never to the database.
+    if let Some(name) = super::params::control_character_in([
+        ("client_id", id.as_str()),
+        ("client_secret", secret.as_str()),
+    ]) {
+        return Err(super::params::control_character_error(&name));
+    }
     Ok((id, secret))
 }
 

@@ -33,6 +33,15 @@ pub async fn read<T: DeserializeOwned>(
     if !is_json {
         return Err(invalid("Content-Type must be application/json"));
     }
+    // Control characters anywhere in a string (passwords aside) are refused by the field's path,
+    // before the typed parse (which keeps its own checks: unknown and duplicate fields).
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
+        if let Some(path) = control_character_path(&value, "") {
+            return Err(invalid(format!(
+                "the {path} field contains a control character"
+            )));
+        }
+    }
     serde_json::from_slice(&body).map_err(|e| {
         // serde's message names the field and what was expected; it carries no internals.
         let message = e.to_string();
@@ -41,8 +50,47 @@ pub async fn read<T: DeserializeOwned>(
     })
 }
 
+/// The path of the first member name or string in `value` holding a control character, the
+/// top-level password fields aside (checked exactly as received, never stored).
+fn control_character_path(value: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    const VERBATIM: [&str; 3] = ["password", "current_password", "new_password"];
+    match value {
+        Value::String(s) => s.chars().any(char::is_control).then(|| path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| control_character_path(v, &format!("{path}[{i}]"))),
+        Value::Object(members) => members.iter().find_map(|(name, v)| {
+            let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+            let here = if path.is_empty() {
+                shown
+            } else {
+                format!("{path}.{shown}")
+            };
+            if name.chars().any(char::is_control) {
+                Some(here)
+            } else if path.is_empty() && VERBATIM.contains(&name.as_str()) {
+                None
+            } else {
+                control_character_path(v, &here)
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// Reads a query string into `T` (unknown parameters refused).
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| invalid(format!("invalid query string: {e}")))?;
+    if let Some(name) =
+        super::params::control_character_in(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    {
+        return Err(invalid(format!(
+            "the {name} parameter contains a control character"
+        )));
+    }
     serde_urlencoded::from_str(req.query_string())
         .map_err(|e| invalid(format!("invalid query string: {e}")))
 }

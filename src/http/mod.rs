@@ -14,8 +14,11 @@ pub mod oauth;
 pub mod openapi;
 pub mod params;
 
+use actix_web::body::BoxBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
 
 use crate::service::RequestMeta;
 use error::ApiError;
@@ -54,6 +57,28 @@ pub fn security_headers(https: bool) -> actix_web::middleware::DefaultHeaders {
     } else {
         headers
     }
+}
+
+/// A path whose decoded form holds a control character (`/admin/users/a%00b`) is refused with 400
+/// before routing: path parameters are ids and names, and PostgreSQL's text type cannot hold a
+/// NUL (the same answer on both backends). Query strings and bodies are checked where they are
+/// parsed (`params`, `json`).
+pub fn refuse_control_characters_in_path<S>(
+    req: ServiceRequest,
+    srv: &S,
+) -> LocalBoxFuture<'static, Result<ServiceResponse<BoxBody>, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    use actix_web::ResponseError as _;
+    let decoded = percent_encoding::percent_decode_str(req.path()).decode_utf8_lossy();
+    if decoded.chars().any(char::is_control) {
+        let response = ApiError::invalid_request("the request path contains a control character")
+            .error_response();
+        return Box::pin(std::future::ready(Ok(req.into_response(response))));
+    }
+    Box::pin(srv.call(req))
 }
 
 /// A browser request's `Origin` must be one the client registered (RFC 9700 §4.4 in spirit: a

@@ -27,6 +27,28 @@ const SECRET_PARAMS: &[&str] = &[
     "code_verifier",
 ];
 
+/// Fields whose value is checked exactly as received and never stored (SECURITY.md 24): the only
+/// text allowed to hold control characters.
+const VERBATIM_FIELDS: &[&str] = &["password", "current_password", "new_password"];
+
+/// The first field (by name) of `pairs` whose name or value holds a control character (NUL, the
+/// other C0 and C1 codes, DEL), passwords aside. Such text is never a valid username, name, scope,
+/// URI or token, and PostgreSQL's text type cannot even hold a NUL: refused before anything reads
+/// the database, the same on both backends.
+pub fn control_character_in<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<String> {
+    pairs.into_iter().find_map(|(name, value)| {
+        let bad_value = !VERBATIM_FIELDS.contains(&name) && value.chars().any(char::is_control);
+        (bad_value || name.chars().any(char::is_control)).then(|| printable(name))
+    })
+}
+
+/// The error for [`control_character_in`]'s finding.
+pub fn control_character_error(name: &str) -> ApiError {
+    ApiError::invalid_request(format!("the {name} parameter contains a control character"))
+}
+
 #[derive(Debug, Default)]
 pub struct Params(HashMap<String, String>);
 
@@ -44,12 +66,17 @@ impl Params {
             .ok_or_else(|| ApiError::invalid_request(format!("the {name} parameter is missing")))
     }
 
-    /// Refuses repeated parameters and more than [`MAX_FIELDS`].
+    /// Refuses repeated parameters, control characters and more than [`MAX_FIELDS`].
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Params, ApiError> {
         if pairs.len() > MAX_FIELDS {
             return Err(ApiError::invalid_request(format!(
                 "more than {MAX_FIELDS} parameters"
             )));
+        }
+        if let Some(name) =
+            control_character_in(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        {
+            return Err(control_character_error(&name));
         }
         let mut map = HashMap::with_capacity(pairs.len());
         for (k, v) in pairs {

@@ -914,6 +914,44 @@ async fn two_exchanges_of_one_code_released_together_end_what_the_winner_got() {
     assert_eq!(app.audit("code_reuse").await.len(), won);
 }
 
+#[tokio::test]
+async fn control_characters_on_the_sign_in_page_are_refused_before_the_database() {
+    let app = spawn_app().await;
+    app.create_user("alice", PASSWORD, false).await;
+    let client = spa_client(&app, false).await;
+    // In client_id: a page (never a redirect), as for any unknown client.
+    let page = get_page(&app, &authorize_query("a\u{0}b", &[])).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.html);
+    // Anywhere else, once the redirect is known to be safe: back to the client, invalid_request.
+    for (name, value) in [("state", "s\u{0}"), ("scope", "account\u{7}")] {
+        let page = get_page(&app, &authorize_query(&client, &[(name, value)])).await;
+        assert_eq!(page.status, StatusCode::FOUND, "{name}: {}", page.html);
+        let params = redirect_params(&page.headers);
+        assert_eq!(param(&params, "error"), Some("invalid_request"), "{name}");
+        assert!(
+            param(&params, "error_description").is_some_and(|d| d.contains(name)),
+            "{name}: {params:?}"
+        );
+    }
+    // In the username the form posts.
+    let page = get_page(&app, &authorize_query(&client, &[])).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let response = submit(
+        &app,
+        &page,
+        &[
+            ("username", "ali\u{0}ce"),
+            ("password", PASSWORD),
+            ("action", "sign_in"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let params = redirect_params(response.headers());
+    assert_eq!(param(&params, "error"), Some("invalid_request"));
+    assert_eq!(code_count(&app).await, 0, "no code was issued");
+}
+
 /// A browser request from the SPA's origin, as `fetch(..., {credentials: 'include'})` sends it.
 fn browser(app: &TestApp, path: &str) -> reqwest::RequestBuilder {
     app.http

@@ -287,3 +287,167 @@ async fn a_client_that_stalls_mid_request_is_cut_off() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn control_characters_in_any_text_input_are_400_naming_the_field_and_change_nothing() {
+    // NUL, other C0/C1 codes and DEL are never part of a username, name, scope, URI, id or token;
+    // PostgreSQL's text type cannot even hold a NUL. Every endpoint that takes text refuses them
+    // with 400 invalid_request naming the field, before the database sees them, on both backends.
+    use serde_json::json;
+    let app = spawn_app().await;
+    let admin = app.login("admin", ADMIN_PASSWORD).await;
+    let a = admin.access.clone();
+    let refresh = admin.refresh().to_owned();
+    let form = |body: String| {
+        let (http, url) = (app.http.clone(), app.url("/oauth/token"));
+        async move {
+            http.post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    let before = app.row_counts().await;
+
+    let mut answers: Vec<(&str, &str, reqwest::Response)> = vec![
+        (
+            "token: NUL in username",
+            "username",
+            form(format!("grant_type=password&client_id={CLI}&username=ad%00min&password={ADMIN_PASSWORD}")).await,
+        ),
+        (
+            "token: a tab in device_name",
+            "device_name",
+            form(format!("grant_type=password&client_id={CLI}&username=admin&password={ADMIN_PASSWORD}&device_name=a%09b")).await,
+        ),
+        (
+            "token: DEL in scope",
+            "scope",
+            form(format!("grant_type=password&client_id={CLI}&username=admin&password={ADMIN_PASSWORD}&scope=account%7F")).await,
+        ),
+        (
+            "token: NUL in client_id",
+            "client_id",
+            form("grant_type=client_credentials&client_id=a%00b".to_owned()).await,
+        ),
+        (
+            "token: C1 code in refresh_token",
+            "refresh_token",
+            form(format!("grant_type=refresh_token&client_id={CLI}&refresh_token={refresh}%C2%85")).await,
+        ),
+        (
+            "token: NUL in code",
+            "code",
+            form("grant_type=authorization_code&client_id=tokend-cli&code=a%00&redirect_uri=x".to_owned()).await,
+        ),
+        (
+            "token: NUL in a parameter name",
+            "grantx",
+            form("grant%00x=password".to_owned()).await,
+        ),
+        (
+            "token: NUL in the Basic client id",
+            "client_id",
+            {
+                use base64::Engine as _;
+                app.http
+                    .post(app.url("/oauth/token"))
+                    .header(
+                        "authorization",
+                        format!(
+                            "Basic {}",
+                            base64::engine::general_purpose::STANDARD.encode("rs%00x:secret")
+                        ),
+                    )
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await
+                    .expect("request")
+            },
+        ),
+        (
+            "revoke: NUL in token",
+            "token",
+            app.revoke(&[("token", "a\u{0}b"), ("client_id", CLI)]).await,
+        ),
+        (
+            "admin: NUL in username",
+            "username",
+            app.post_json("/admin/users", &a, json!({"username": "eve\u{0}", "password": "long-enough-pw"})).await,
+        ),
+        (
+            "admin: NUL in a redirect URI",
+            "redirect_uris[0]",
+            app.post_json("/admin/clients", &a, json!({"name": "x", "redirect_uris": ["http://127.0.0.1/\u{0}"], "grant_types": ["authorization_code"]})).await,
+        ),
+        (
+            "admin: a newline in a client name",
+            "name",
+            app.post_json("/admin/clients", &a, json!({"name": "evil\napp"})).await,
+        ),
+        (
+            "account: NUL in a personal token name",
+            "name",
+            app.post_json("/api/tokens", &a, json!({"name": "ci\u{0}", "scopes": ["account"]})).await,
+        ),
+        (
+            "admin: NUL in the audit query",
+            "kind",
+            app.get("/admin/audit?kind=login%00", &a).await,
+        ),
+        (
+            "account: NUL in DELETE /api/tokens?name=",
+            "name",
+            app.delete("/api/tokens?name=ci%00", &a).await,
+        ),
+        (
+            "admin: NUL in a path id",
+            "path",
+            app.get("/admin/users/a%00b", &a).await,
+        ),
+        (
+            "account: NUL in a session id",
+            "path",
+            app.delete("/api/sessions/x%00", &a).await,
+        ),
+        (
+            "admin: NUL in a client id path",
+            "path",
+            app.delete("/admin/clients/x%01", &a).await,
+        ),
+    ];
+    let (rs, secret) = app.confidential_client(&["read"]).await;
+    answers.push((
+        "introspect: NUL in token",
+        "token",
+        app.introspect(&rs, &secret, "tokend_rt_\u{0}").await,
+    ));
+    let before = {
+        let mut b = before;
+        // The confidential client above is the one row this test adds on purpose.
+        *b.get_mut("clients").expect("clients") += 1;
+        b
+    };
+    for (name, field, response) in answers {
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {text}");
+        let body: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{name}: not JSON: {text}"));
+        assert_eq!(body["error"], "invalid_request", "{name}: {body}");
+        assert!(
+            body.to_string().contains(field),
+            "{name}: the answer names {field}: {body}"
+        );
+    }
+    let mut after = app.row_counts().await;
+    // Sign-in throttling counts nothing here (no sign-in reached a password check), and the
+    // admin's bearer requests only touch `last_used_at`.
+    after.remove("audit_events");
+    let mut expected = before;
+    expected.remove("audit_events");
+    assert_eq!(after, expected, "nothing changed");
+    assert_eq!(app.me(&admin.access).await.status(), StatusCode::OK);
+}
