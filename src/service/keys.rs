@@ -10,15 +10,24 @@ use crate::crypto::keys::{self, KeyEncryptionKey, KeySet, SigningAlg, SigningKey
 use crate::store::models::SigningKeyRow;
 use crate::store::{self, Conn, Pool};
 
-/// Unknown-`kid` reloads happen at most this often, so random `kid`s cannot hammer the database.
-const FORCED_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+/// One `kid` forces a reload at most this often.
+const PER_KID_INTERVAL: Duration = Duration::from_secs(1);
+/// Forced reloads, whatever their `kid`s, start at least this far apart (at most 50 a second):
+/// a stream of random `kid`s costs the database that much and no more.
+const RELOAD_GAP: Duration = Duration::from_millis(20);
+/// How many `kid`s the per-kid budget remembers; past that, the stalest are forgotten.
+const KIDS_REMEMBERED: usize = 1024;
 
 pub struct KeyManager {
     current: RwLock<Arc<KeySet>>,
     kek: Option<KeyEncryptionKey>,
     /// How long a retired key keeps verifying: the longest an access token it signed can live.
     verify_window: Duration,
-    last_forced_reload: Mutex<Option<Instant>>,
+    /// When each recently seen unknown `kid` last forced a reload.
+    unknown_kids: Mutex<std::collections::HashMap<String, Instant>>,
+    /// When the latest forced reload started; held across the reload, so reloads never overlap
+    /// and a request that waited for one started after it arrived needs none of its own.
+    last_forced_reload: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl KeyManager {
@@ -27,7 +36,8 @@ impl KeyManager {
             current: RwLock::new(Arc::new(KeySet::default())),
             kek,
             verify_window: access_token_ttl + Duration::from_secs(LEEWAY_SECONDS + 60),
-            last_forced_reload: Mutex::new(None),
+            unknown_kids: Mutex::default(),
+            last_forced_reload: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -154,20 +164,50 @@ impl KeyManager {
             .await
     }
 
-    /// Reloads for a token naming an unknown `kid`, unless a forced reload ran within the last second.
-    pub async fn reload_for_unknown_kid(self: &Arc<Self>, pool: &Pool) -> Result<bool> {
-        {
-            let mut last = match self.last_forced_reload.lock() {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if last.is_some_and(|t| t.elapsed() < FORCED_RELOAD_INTERVAL) {
-                return Ok(false);
-            }
-            *last = Some(Instant::now());
+    /// Makes sure the key set was read after this call began, for a token naming `kid`, which
+    /// this node does not know. `false` (nothing read) when `kid` already forced a reload within
+    /// the last second. Otherwise it waits for a reload that starts after it arrived: its own,
+    /// at least [`RELOAD_GAP`] after the previous one, or one a concurrent request started
+    /// meanwhile. So random `kid`s cost at most 50 reads a second, and cannot delay a real
+    /// `kid` (right after another node rotated) by more than one gap and one read.
+    pub async fn reload_for_unknown_kid(self: &Arc<Self>, pool: &Pool, kid: &str) -> Result<bool> {
+        let arrived = Instant::now();
+        if !self.kid_may_reload(kid, arrived) {
+            return Ok(false);
         }
+        let mut last = self.last_forced_reload.lock().await;
+        if last.is_some_and(|started| started >= arrived) {
+            return Ok(true);
+        }
+        if let Some(previous) = *last {
+            tokio::time::sleep((previous + RELOAD_GAP).saturating_duration_since(Instant::now()))
+                .await;
+        }
+        *last = Some(Instant::now());
         self.reload(pool).await?;
         Ok(true)
+    }
+
+    /// The per-`kid` budget: once a second for each, over a bounded memory of `kid`s.
+    fn kid_may_reload(&self, kid: &str, now: Instant) -> bool {
+        let mut kids = match self.unknown_kids.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if kids
+            .get(kid)
+            .is_some_and(|at| now.duration_since(*at) < PER_KID_INTERVAL)
+        {
+            return false;
+        }
+        if kids.len() >= KIDS_REMEMBERED {
+            kids.retain(|_, at| now.duration_since(*at) < PER_KID_INTERVAL);
+            if kids.len() >= KIDS_REMEMBERED {
+                kids.clear();
+            }
+        }
+        kids.insert(kid.chars().take(128).collect(), now);
+        true
     }
 
     pub fn signing_key(&self) -> Result<Arc<SigningKey>> {

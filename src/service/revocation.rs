@@ -230,13 +230,12 @@ async fn identify_access_token(ctx: &Ctx, token: &str) -> Result<Option<jwt::Acc
         |keys: &crate::crypto::keys::KeySet| jwt::verify(token, keys, issuer, issuer, false);
     match verify(&ctx.keys.current()) {
         Ok(claims) => Ok(Some(claims)),
-        Err(jwt::JwtError::UnknownKey) if jwt::kid_of(token).is_some() => {
-            if ctx.keys.reload_for_unknown_kid(&ctx.pool).await? {
+        Err(jwt::JwtError::UnknownKey) => match jwt::kid_of(token) {
+            Some(kid) if ctx.keys.reload_for_unknown_kid(&ctx.pool, &kid).await? => {
                 Ok(verify(&ctx.keys.current()).ok())
-            } else {
-                Ok(None)
             }
-        }
+            _ => Ok(None),
+        },
         Err(_) => Ok(None),
     }
 }

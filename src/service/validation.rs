@@ -63,12 +63,13 @@ pub async fn verify_jwt(ctx: &Ctx, token: &str, check_exp: bool) -> Result<Acces
     let issuer = ctx.config.issuer.as_str();
     let verify = |keys: &KeySet| jwt::verify(token, keys, issuer, issuer, check_exp);
     match verify(&ctx.keys.current()) {
-        Err(JwtError::UnknownKey) if jwt::kid_of(token).is_some() => {
-            match ctx.keys.reload_for_unknown_kid(&ctx.pool).await {
+        Err(JwtError::UnknownKey) => match jwt::kid_of(token) {
+            Some(kid) => match ctx.keys.reload_for_unknown_kid(&ctx.pool, &kid).await {
                 Ok(true) => verify(&ctx.keys.current()),
                 _ => Err(JwtError::UnknownKey),
-            }
-        }
+            },
+            None => Err(JwtError::UnknownKey),
+        },
         other => other,
     }
 }

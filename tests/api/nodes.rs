@@ -254,3 +254,69 @@ async fn running_nodes_start_signing_with_a_rotated_key_without_a_restart() {
     );
     assert_eq!(b.me(&before.access).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn random_kids_cannot_delay_the_reload_a_rotated_key_needs() {
+    // While a stream of JWTs with random `kid`s hits node A, node B rotates the signing key and
+    // issues a token with it: A must accept that token on first sight, not after a global
+    // reload budget the random kids used up.
+    use base64::Engine as _;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let a = spawn_app_with(|c| c.set_issuer(ISSUER)).await;
+    let b = spawn_on(a.db.clone(), |c| c.set_issuer(ISSUER)).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut spammers = Vec::new();
+    for _ in 0..8 {
+        let (http, url, stop) = (a.http.clone(), a.url("/api/me"), stop.clone());
+        let payload = b64(serde_json::json!({"sub": "x"}));
+        spammers.push(tokio::spawn(async move {
+            let mut sent = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let header = b64(serde_json::json!({
+                    "alg": "EdDSA", "typ": "at+jwt", "kid": uuid::Uuid::new_v4().to_string()
+                }));
+                let forged = format!("{header}.{payload}.c2ln");
+                let status = http
+                    .get(&url)
+                    .bearer_auth(forged)
+                    .send()
+                    .await
+                    .expect("request")
+                    .status();
+                assert_eq!(status, StatusCode::UNAUTHORIZED);
+                sent += 1;
+            }
+            sent
+        }));
+    }
+    for round in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let keys = b.ctx.keys.clone();
+        let alg = b.ctx.config.signing_alg;
+        b.ctx
+            .pool
+            .run(move |conn| {
+                keys.rotate(conn, alg)
+                    .map_err(tokend::service::ServiceError::Unexpected)
+            })
+            .await
+            .expect("rotate");
+        let fresh = b.login("admin", ADMIN_PASSWORD).await;
+        assert_eq!(
+            a.me(&fresh.access).await.status(),
+            StatusCode::OK,
+            "round {round}: A refused a token of a key rotated on B while random kids arrived"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut sent = 0;
+    for s in spammers {
+        sent += s.await.expect("spammer");
+    }
+    assert!(
+        sent > 50,
+        "the random kids really arrived meanwhile ({sent})"
+    );
+}
