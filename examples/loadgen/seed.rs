@@ -125,6 +125,7 @@ pub async fn sessions_at(
                     rotated_at: (refreshed > 0).then_some(now),
                     refresh_expires_at: Some(now + chrono::TimeDelta::days(30)),
                     access_expires_at: Some(expires_at),
+                    parent_session_id: None,
                 };
                 let claims = AccessClaims {
                     iss: issuer.clone(),

@@ -166,9 +166,13 @@ pub struct NewToken {
     #[serde(default)]
     #[schema(value_type = Vec<crate::http::openapi::ScopeToken>)]
     scopes: Vec<String>,
-    /// Seconds, 60 to ten years; none: no expiry
+    /// Seconds, 60 to ten years; none: no expiry (setting one is recommended)
     #[schema(minimum = 60, maximum = 316224000)]
     expires_in: Option<i64>,
+    /// Needed unless the caller's session signed in within the last 10 minutes; otherwise 403
+    /// `reauthentication_required`
+    #[schema(max_length = 1024)]
+    current_password: Option<String>,
 }
 
 /// `POST /api/tokens`
@@ -187,6 +191,7 @@ pub async fn create_token(
         body.name,
         body.scopes,
         body.expires_in,
+        body.current_password,
         meta(&req),
     )
     .await

@@ -168,6 +168,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(d) => ApiError::plain(StatusCode::NOT_FOUND, "not_found", d),
             ServiceError::Conflict(d) => ApiError::plain(StatusCode::CONFLICT, "conflict", d),
             ServiceError::Forbidden(d) => ApiError::plain(StatusCode::FORBIDDEN, "forbidden", d),
+            ServiceError::ReauthenticationRequired(d) => {
+                ApiError::plain(StatusCode::FORBIDDEN, "reauthentication_required", d)
+            }
             ServiceError::InsufficientScope(scope) => ApiError::insufficient_scope(&scope),
             ServiceError::InvalidToken(d) => ApiError::Bearer {
                 status: StatusCode::UNAUTHORIZED,

@@ -104,6 +104,7 @@ pub(crate) fn new_session(
         rotated_at: None,
         refresh_expires_at: None,
         access_expires_at: None,
+        parent_session_id: None,
     }
 }
 

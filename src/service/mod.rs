@@ -114,6 +114,9 @@ pub enum ServiceError {
     InsufficientScope(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The action needs a recent sign-in or the current password (SECURITY.md 31).
+    #[error("{0}")]
+    ReauthenticationRequired(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]

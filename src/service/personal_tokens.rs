@@ -80,14 +80,28 @@ pub fn check_name(name: &str) -> Result<()> {
     }
 }
 
+/// How recent the caller's sign-in must be to create a personal token without its password.
+const RECENT_SIGN_IN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+fn reauthenticate() -> ServiceError {
+    ServiceError::ReauthenticationRequired(
+        "creating a personal token needs a sign-in within the last 10 minutes or current_password"
+            .to_owned(),
+    )
+}
+
 /// Creates a token for the caller. Its scopes may not exceed what the caller's own token holds,
-/// and `admin` needs an admin user.
+/// and `admin` needs an admin user. It needs recent authentication (SECURITY.md 31): the caller's
+/// session signed in within 10 minutes, or `current_password`. The new token's session remembers
+/// the caller's, and ends with it if that one ends for theft.
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
     ctx: &Ctx,
     caller: &Principal,
     name: String,
     scopes: Vec<String>,
     expires_in: Option<i64>,
+    current_password: Option<String>,
     meta: RequestMeta,
 ) -> Result<CreatedToken> {
     let user_id = caller
@@ -119,6 +133,23 @@ pub async fn create(
             )));
         }
     }
+    let reauthenticated = match current_password {
+        Some(password) => {
+            if !super::users::current_password_is_right(
+                ctx,
+                &user_id,
+                password,
+                &meta,
+                "personal_token_failure",
+            )
+            .await?
+            {
+                return Err(reauthenticate());
+            }
+            true
+        }
+        None => false,
+    };
     let (client_id, creator) = (caller.client_id.clone(), caller.session_id.clone());
     ctx.write(move |conn| {
         let now = store::now();
@@ -126,14 +157,22 @@ pub async fn create(
         // the creating session must still be live and the user enabled: a logout-all, password
         // change or disable that committed since the bearer check wins (SECURITY.md 30).
         let user = store::users::lock(conn, &user_id)?;
-        let creator_live = store::sessions::find(conn, &creator)?.is_some_and(|s| s.is_live(now));
-        if user.is_none_or(|u| u.disabled_at.is_some()) || !creator_live {
+        let creator_session = store::sessions::find(conn, &creator)?.filter(|s| s.is_live(now));
+        let Some(creator_session) = creator_session else {
+            return Ok(Err(ServiceError::InvalidToken(
+                "the access token has been revoked".to_owned(),
+            )));
+        };
+        if user.is_none_or(|u| u.disabled_at.is_some()) {
             return Ok(Err(ServiceError::InvalidToken(
                 "the access token has been revoked".to_owned(),
             )));
         }
+        if !reauthenticated && creator_session.created_at <= now - RECENT_SIGN_IN {
+            return Ok(Err(reauthenticate()));
+        }
         let expires_at = expires_in.map(|s| now + chrono::TimeDelta::seconds(s));
-        let session = issuing::new_session(
+        let mut session = issuing::new_session(
             Some(user_id.clone()),
             &client_id,
             SessionKind::PersonalAccessToken,
@@ -143,6 +182,7 @@ pub async fn create(
             now,
             expires_at.unwrap_or_else(never),
         );
+        session.parent_session_id = Some(creator.clone());
         store::sessions::insert(conn, &session)?;
         let token = OpaqueToken::generate(TokenKind::Personal);
         let row = PersonalAccessToken {

@@ -46,7 +46,20 @@ pub enum Reason {
     PersonalTokenRevoked,
     /// An authorization code was presented a second time (RFC 6749 §4.1.2).
     CodeReuse,
+    /// The session that created this one (a personal token's creator) ended for theft.
+    ParentCompromised,
 }
+
+impl Reason {
+    /// A session ending for this reason was in a thief's hands: whatever it created ends too.
+    fn is_theft(self) -> bool {
+        matches!(self, Reason::RefreshReuse | Reason::CodeReuse)
+    }
+}
+
+/// How many generations of created sessions a theft cascade follows (a personal token made by
+/// a personal token made by a sign-in is two).
+const CASCADE_DEPTH: usize = 4;
 
 impl Reason {
     pub fn as_str(self) -> &'static str {
@@ -65,6 +78,7 @@ impl Reason {
             Reason::PersonalTokenDeleted => "personal_token_deleted",
             Reason::PersonalTokenRevoked => "personal_token_revoked",
             Reason::CodeReuse => "code_reuse",
+            Reason::ParentCompromised => "parent_compromised",
         }
     }
 }
@@ -107,7 +121,8 @@ pub fn end_session_in_tx(
     meta: &RequestMeta,
 ) -> store::Result<Counts> {
     let scope = Scope::Session(session_id.to_owned());
-    let counts = store::revocation::revoke(conn, &scope, reason.as_str(), store::now())?;
+    let now = store::now();
+    let counts = store::revocation::revoke(conn, &scope, reason.as_str(), now)?;
     if counts.sessions_revoked > 0 {
         audit::record(
             conn,
@@ -118,8 +133,51 @@ pub fn end_session_in_tx(
             },
             meta,
         )?;
+        if reason.is_theft() {
+            end_created_sessions(conn, session_id, now, meta)?;
+        }
     }
     Ok(counts)
+}
+
+/// Ends, in the caller's transaction, every live session `parent` created (its personal
+/// tokens), and theirs in turn: what a thief made with a stolen session goes with it
+/// (SECURITY.md 31). One audit event each.
+fn end_created_sessions(
+    conn: &mut Conn,
+    parent: &str,
+    now: chrono::NaiveDateTime,
+    meta: &RequestMeta,
+) -> store::Result<()> {
+    let mut parents = vec![parent.to_owned()];
+    for _ in 0..CASCADE_DEPTH {
+        if parents.is_empty() {
+            break;
+        }
+        let ended = store::revocation::end_created_by(
+            conn,
+            &parents,
+            Reason::ParentCompromised.as_str(),
+            now,
+        )?;
+        for (id, user_id, client_id) in &ended {
+            tracing::warn!(session_id = %id, "session ended: the session that created it was stolen");
+            audit::record(
+                conn,
+                Event {
+                    kind: "session_ended",
+                    reason: Some(Reason::ParentCompromised.as_str()),
+                    user_id: user_id.as_deref(),
+                    session_id: Some(id),
+                    client_id: Some(client_id),
+                    ..Default::default()
+                },
+                meta,
+            )?;
+        }
+        parents = ended.into_iter().map(|(id, _, _)| id).collect();
+    }
+    Ok(())
 }
 
 /// Ends every session in `scope` in its own transaction.

@@ -316,6 +316,51 @@ pub async fn set_disabled(
 
 /// A user changes their own password: the current one must be right (403 otherwise); other
 /// sessions are logged out unless `logout_other_sessions` is false; the current one stays.
+/// Checks a signed-in user's current password, throttled like a sign-in (the same counters per
+/// username and address, checked before Argon2) so that a stolen access token cannot be used to
+/// guess it; a wrong one counts as a failure and is audited as `failure_kind`.
+pub(crate) async fn current_password_is_right(
+    ctx: &Ctx,
+    user_id: &str,
+    current_password: String,
+    meta: &RequestMeta,
+    failure_kind: &'static str,
+) -> Result<bool> {
+    if current_password.chars().count() > super::signin::MAX_PASSWORD_LEN {
+        return Ok(false);
+    }
+    let id = user_id.to_owned();
+    let user = ctx
+        .query(move |conn| store::users::find_by_id(conn, &id))
+        .await?
+        .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))?;
+    let throttle_keys = super::throttle::keys(&user.username, meta);
+    let keys = throttle_keys.clone();
+    ctx.db(move |conn| super::throttle::check(conn, &keys, store::now()))
+        .await?;
+    let verified = ctx
+        .hasher
+        .verify(current_password, Some(user.password_hash))
+        .await?;
+    if verified != crate::crypto::password::Verified::No {
+        return Ok(true);
+    }
+    let (uid, meta, config) = (user_id.to_owned(), meta.clone(), ctx.config.clone());
+    ctx.write(move |conn| {
+        super::throttle::record_failure(conn, &config, &throttle_keys, store::now())?;
+        let event = Event {
+            kind: failure_kind,
+            reason: Some("bad_current_password"),
+            actor_id: Some(&uid),
+            user_id: Some(&uid),
+            ..Default::default()
+        };
+        audit::record(conn, event, &meta)
+    })
+    .await?;
+    Ok(false)
+}
+
 pub async fn change_own_password(
     ctx: &Ctx,
     user_id: String,
@@ -326,40 +371,15 @@ pub async fn change_own_password(
     meta: RequestMeta,
 ) -> Result<Counts> {
     check_password(&new_password)?;
-    if current_password.chars().count() > super::signin::MAX_PASSWORD_LEN {
-        return Err(ServiceError::Forbidden(
-            "the current password is wrong".to_owned(),
-        ));
-    }
-    let id = user_id.clone();
-    let user = ctx
-        .query(move |conn| store::users::find_by_id(conn, &id))
-        .await?
-        .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))?;
-    // Guessing the current password with a stolen access token is throttled like a sign-in: the
-    // same counters per username and address, checked before Argon2.
-    let throttle_keys = super::throttle::keys(&user.username, &meta);
-    let keys = throttle_keys.clone();
-    ctx.db(move |conn| super::throttle::check(conn, &keys, store::now()))
-        .await?;
-    let verified = ctx
-        .hasher
-        .verify(current_password, Some(user.password_hash))
-        .await?;
-    if verified == crate::crypto::password::Verified::No {
-        let (uid, meta2, config) = (user_id.clone(), meta.clone(), ctx.config.clone());
-        ctx.write(move |conn| {
-            super::throttle::record_failure(conn, &config, &throttle_keys, store::now())?;
-            let event = Event {
-                kind: "password_change_failure",
-                reason: Some("bad_current_password"),
-                actor_id: Some(&uid),
-                user_id: Some(&uid),
-                ..Default::default()
-            };
-            audit::record(conn, event, &meta2)
-        })
-        .await?;
+    if !current_password_is_right(
+        ctx,
+        &user_id,
+        current_password,
+        &meta,
+        "password_change_failure",
+    )
+    .await?
+    {
         return Err(ServiceError::Forbidden(
             "the current password is wrong".to_owned(),
         ));

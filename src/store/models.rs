@@ -65,6 +65,9 @@ pub struct Session {
     pub refresh_expires_at: Option<NaiveDateTime>,
     /// When the newest access token issued for the session expires.
     pub access_expires_at: Option<NaiveDateTime>,
+    /// The session that created this one (a personal token's creator): it ends with it when that
+    /// one ends for theft.
+    pub parent_session_id: Option<String>,
 }
 
 impl Session {

@@ -102,3 +102,20 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
         })
     })
 }
+
+/// Ends the live sessions created by any of `parents` (`parent_session_id`), with `reason`;
+/// returns each one ended as (id, user id, client id). Call inside a write transaction.
+pub fn end_created_by(
+    conn: &mut Conn,
+    parents: &[String],
+    reason: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<(String, Option<String>, String)>> {
+    Ok(db!(conn, c => diesel::update(sessions::table)
+        .filter(sessions::parent_session_id.eq_any(parents))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
+        .returning((sessions::id, sessions::user_id, sessions::client_id))
+        .get_results(c))?)
+}

@@ -97,6 +97,7 @@ diesel::table! {
         rotated_at -> Nullable<Timestamp>,
         refresh_expires_at -> Nullable<Timestamp>,
         access_expires_at -> Nullable<Timestamp>,
+        parent_session_id -> Nullable<Text>,
     }
 }
 

@@ -952,6 +952,27 @@ async fn control_characters_on_the_sign_in_page_are_refused_before_the_database(
     assert_eq!(code_count(&app).await, 0, "no code was issued");
 }
 
+#[tokio::test]
+async fn a_personal_token_made_with_a_session_whose_code_is_replayed_ends_with_it() {
+    // SECURITY.md 31: code reuse means someone else held the code; what its session made goes.
+    let app = spawn_app().await;
+    app.create_user("alice", PASSWORD, false).await;
+    let client = spa_client(&app, false).await;
+    let code = code_for(&app, &client, "alice", &[]).await;
+    let t = tokens(exchange(&app, &client, &code, VERIFIER).await).await;
+    let pat = app.create_pat(&t.access, "made", &["account"]).await;
+    let pat = pat["token"].as_str().expect("token").to_owned();
+    assert_eq!(app.me(&pat).await.status(), StatusCode::OK);
+    assert_error(
+        exchange(&app, &client, &code, VERIFIER).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(app.me(&t.access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(&pat).await.status(), StatusCode::UNAUTHORIZED);
+}
+
 /// A browser request from the SPA's origin, as `fetch(..., {credentials: 'include'})` sends it.
 fn browser(app: &TestApp, path: &str) -> reqwest::RequestBuilder {
     app.http

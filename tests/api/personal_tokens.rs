@@ -359,3 +359,135 @@ async fn a_personal_token_can_be_revoked_at_the_revocation_endpoint() {
     let listed = json(app.get("/api/tokens", &web.access).await).await;
     assert!(listed["tokens"].as_array().expect("tokens").is_empty());
 }
+
+/// Moves a session's sign-in `minutes` into the past.
+async fn signed_in_ago(app: &TestApp, sid: &str, minutes: i64) {
+    use diesel::prelude::*;
+    use tokend::store::schema::sessions;
+    let (sid, at) = (
+        sid.to_owned(),
+        tokend::store::now() - chrono::TimeDelta::minutes(minutes),
+    );
+    app.db(move |conn| {
+        Ok(
+            tokend::db!(conn, c => diesel::update(sessions::table.find(&sid))
+            .set(sessions::created_at.eq(at))
+            .execute(c))?,
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn creating_a_personal_token_needs_a_recent_sign_in_or_the_current_password() {
+    // SECURITY.md 31: a stolen access token of an old session cannot mint a long-lived token.
+    let app = spawn_app().await;
+    app.create_user("olga", "olga-password", false).await;
+    let t = app.login("olga", "olga-password").await;
+    // Signed in just now: enough.
+    app.create_pat(&t.access, "fresh", &["account"]).await;
+
+    signed_in_ago(&app, &t.sid(), 11).await;
+    let rows = app.row_counts().await;
+    let stale = app
+        .post_json(
+            "/api/tokens",
+            &t.access,
+            json!({"name": "ci", "scopes": ["account"]}),
+        )
+        .await;
+    assert_error(stale, StatusCode::FORBIDDEN, "reauthentication_required").await;
+    let wrong = app
+        .post_json(
+            "/api/tokens",
+            &t.access,
+            json!({"name": "ci", "scopes": ["account"], "current_password": "guess"}),
+        )
+        .await;
+    assert_error(wrong, StatusCode::FORBIDDEN, "reauthentication_required").await;
+    let mut after = app.row_counts().await;
+    // The wrong guess is audited and counted for throttling, nothing else.
+    assert_eq!(
+        after.remove("audit_events"),
+        rows.get("audit_events").map(|n| n + 1)
+    );
+    after.remove("login_attempts");
+    let mut expected = rows.clone();
+    expected.remove("audit_events");
+    expected.remove("login_attempts");
+    assert_eq!(after, expected, "no token was made");
+    assert_eq!(app.audit("personal_token_failure").await.len(), 1);
+
+    let created = app
+        .post_json(
+            "/api/tokens",
+            &t.access,
+            json!({"name": "ci", "scopes": ["account"], "expires_in": 3600, "current_password": "olga-password"}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created = json(created).await;
+    assert!(created["expires_at"].is_string(), "{created}");
+    let pat = created["token"].as_str().expect("token");
+    assert_eq!(app.me(pat).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn personal_tokens_end_with_a_session_that_ends_for_theft_and_survive_a_logout() {
+    let app = spawn_app().await;
+    app.create_user("pia", "pia-password", false).await;
+
+    // Theft: the session that made the token is caught replaying a rotated refresh token.
+    let stolen = app.login("pia", "pia-password").await;
+    let made = app
+        .create_pat(&stolen.access, "by-thief", &["account"])
+        .await;
+    let pat = made["token"].as_str().expect("token").to_owned();
+    let pat_sid = {
+        let id = made["id"].as_str().expect("id").to_owned();
+        app.db(move |c| tokend::store::personal_tokens::find(c, &id))
+            .await
+            .expect("row")
+            .1
+    };
+    assert_eq!(
+        pat_sid.parent_session_id.as_deref(),
+        Some(stolen.sid().as_str())
+    );
+    // …and a token made by that token, one generation further.
+    let grandchild = app.create_pat(&pat, "by-token", &["account"]).await;
+    let grandchild = grandchild["token"].as_str().expect("token").to_owned();
+    tokens(app.refresh(stolen.refresh()).await).await;
+    assert_error(
+        app.refresh(stolen.refresh()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    for token in [&pat, &grandchild] {
+        assert_eq!(app.me(token).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        app.session(&pat_sid.id).await.revoked_reason.as_deref(),
+        Some("parent_compromised")
+    );
+    let events = app.audit("session_ended").await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("parent_compromised"))
+            .count(),
+        2,
+        "{events:?}"
+    );
+
+    // An ordinary logout of the session that made a token does not end the token.
+    let web = app.login("pia", "pia-password").await;
+    let kept = app.create_pat(&web.access, "kept", &["account"]).await;
+    let kept = kept["token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        app.post("/api/logout", &web.access).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.me(&kept).await.status(), StatusCode::OK);
+}

@@ -190,6 +190,7 @@ async fn purge_works_in_batches_larger_than_one() {
                     rotated_at: None,
                     refresh_expires_at: None,
                     access_expires_at: Some(old),
+                    parent_session_id: None,
                 };
                 tokend::store::sessions::insert(conn, &session)?;
             }
