@@ -77,6 +77,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub db_pool_size: u32,
     pub db_timeout: Duration,
+    /// SQLite's `synchronous`: `normal` (default) or `full` (docs/operations.md, durability).
+    pub sqlite_synchronous: crate::store::SqliteSynchronous,
     /// How long ended sessions (revoked or expired) are kept before purge deletes them.
     pub purge_retention: Duration,
     /// How often `serve` purges by itself; zero is never (run `tokend token purge` from cron).
@@ -156,6 +158,7 @@ const KEYS: &[&str] = &[
     "log_format",
     "db_pool_size",
     "db_timeout",
+    "sqlite_synchronous",
     "purge_retention",
     "purge_interval",
     "signin_user_free",
@@ -321,6 +324,11 @@ impl Config {
                     ConfigError(format!("{name}: {v:?} is not a number from 1 to 1000"))
                 })?,
         };
+        let sqlite_synchronous = match get("sqlite_synchronous") {
+            None => crate::store::SqliteSynchronous::default(),
+            Some((name, v)) => crate::store::SqliteSynchronous::parse(&v)
+                .ok_or_else(|| ConfigError(format!("{name}: {v:?} is not one of full, normal")))?,
+        };
         let db_timeout = duration("db_timeout", "5s")?;
         if db_timeout.is_zero() {
             return Err(ConfigError(
@@ -381,6 +389,7 @@ impl Config {
             log_format,
             db_pool_size,
             db_timeout,
+            sqlite_synchronous,
             purge_retention,
             purge_interval,
             key_reload_interval: Duration::from_secs(10),
@@ -484,6 +493,10 @@ mod tests {
         assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86_400));
         assert_eq!(c.session_max_age, Duration::from_secs(90 * 86_400));
         assert_eq!(c.refresh_reuse_grace, Duration::ZERO);
+        assert_eq!(
+            c.sqlite_synchronous,
+            crate::store::SqliteSynchronous::Normal
+        );
         assert_eq!(c.signing_alg, SigningAlg::EdDsa);
         assert!(c.key_encryption_key.is_none());
         assert_eq!(c.log_format, LogFormat::Text);
@@ -515,6 +528,7 @@ mod tests {
             ("TOKEND_LOG_FORMAT", "xml"),
             ("TOKEND_BOOTSTRAP_ADMIN_PASSWORD", "short"),
             ("TOKEND_DB_POOL_SIZE", "0"),
+            ("TOKEND_SQLITE_SYNCHRONOUS", "off"),
         ];
         for (var, value) in cases {
             let err = Config::from_sources(&env(&[(var, value)]), &HashMap::new()).expect_err(var);

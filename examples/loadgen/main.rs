@@ -63,6 +63,10 @@ pub struct Opts {
     /// v2: the same one row, at that generation)
     #[arg(long, default_value_t = 0)]
     pub refreshed: usize,
+    /// A setting for the server, `TOKEND_NAME=value` (repeatable), e.g.
+    /// `--server-env TOKEND_SQLITE_SYNCHRONOUS=normal`
+    #[arg(long = "server-env", value_parser = server_setting)]
+    pub server_env: Vec<(String, String)>,
     /// The server's log filter (`info` writes a line per request)
     #[arg(long, default_value = "warn")]
     pub log: String,
@@ -78,6 +82,13 @@ pub struct Opts {
     /// Where `plot` writes its SVGs
     #[arg(long, default_value = "docs/bench")]
     pub out: String,
+}
+
+fn server_setting(v: &str) -> Result<(String, String), String> {
+    match v.split_once('=') {
+        Some((k, value)) if k.starts_with("TOKEND_") => Ok((k.to_owned(), value.to_owned())),
+        _ => Err(format!("{v:?}: expected TOKEND_NAME=value")),
+    }
 }
 
 fn duration(v: &str) -> Result<Duration, String> {

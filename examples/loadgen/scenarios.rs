@@ -157,7 +157,12 @@ pub async fn run(
         }
         None => {
             let db = Database::create(backend, &opts.pg_admin)?;
-            let server = Server::spawn(&db.url, &opts.log, db.dir().join("server.log"))?;
+            let server = Server::spawn(
+                &db.url,
+                &opts.log,
+                db.dir().join("server.log"),
+                &opts.server_env,
+            )?;
             let url = db.url.clone();
             (Some(db), (url, server))
         }

@@ -92,7 +92,13 @@ pub struct Server {
 impl Server {
     /// Starts `current_exe() serve` on `url`, with `log` as its log filter (its log goes to a file
     /// beside the database, as a production log would go to a file or journald).
-    pub fn spawn(url: &str, log: &str, log_file: PathBuf) -> anyhow::Result<Server> {
+    /// `settings`: extra `TOKEND_*` variables for the server (`--server-env`).
+    pub fn spawn(
+        url: &str,
+        log: &str,
+        log_file: PathBuf,
+        settings: &[(String, String)],
+    ) -> anyhow::Result<Server> {
         let exe = std::env::current_exe()?;
         let log_out = std::fs::File::create(&log_file)?;
         let mut command = Command::new(exe);
@@ -108,6 +114,7 @@ impl Server {
             .env("TOKEND_BIND", "127.0.0.1:0")
             .env("TOKEND_LOG", log)
             .env("TOKEND_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .envs(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_out))

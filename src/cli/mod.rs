@@ -200,6 +200,7 @@ pub async fn run(command: Command, config: Config, json_out: bool) -> anyhow::Re
                 &store::PoolOptions {
                     max_size: 1,
                     connect_timeout: config.db_timeout,
+                    sqlite_synchronous: config.sqlite_synchronous,
                 },
             )?;
             let applied = tokio::task::spawn_blocking(move || pool.migrate()).await??;

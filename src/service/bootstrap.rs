@@ -51,6 +51,7 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
         &PoolOptions {
             max_size: config.db_pool_size,
             connect_timeout: config.db_timeout,
+            sqlite_synchronous: config.sqlite_synchronous,
         },
     )?;
     let applied = pool.migrate()?;

@@ -41,6 +41,40 @@ pub fn sqlite_path(url: &str) -> &str {
 pub struct PoolOptions {
     pub max_size: u32,
     pub connect_timeout: Duration,
+    /// SQLite only: `PRAGMA synchronous` (what a power loss may take back).
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// SQLite's `synchronous` setting in WAL mode (`TOKEND_SQLITE_SYNCHRONOUS`). `normal` is the
+/// default: `full` cost refreshes 27–32 % at 16 workers and 11 % at 32 in the load benchmark
+/// (docs/benchmarks.md, "Durability"), over the 15 % this project accepts for a default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SqliteSynchronous {
+    /// Every commit is fsynced before it is acknowledged: a power loss (not a crash of tokend,
+    /// which loses nothing either way) never takes back an acknowledged revocation. With group
+    /// commit, one fsync per group of writers.
+    Full,
+    /// Commits are fsynced at checkpoints (every 100 ms here): the database stays consistent
+    /// after a power loss, but the last commits before it (a logout-all, a rotation) can be lost.
+    #[default]
+    Normal,
+}
+
+impl SqliteSynchronous {
+    pub fn parse(value: &str) -> Option<SqliteSynchronous> {
+        match value.to_ascii_lowercase().as_str() {
+            "full" => Some(SqliteSynchronous::Full),
+            "normal" => Some(SqliteSynchronous::Normal),
+            _ => None,
+        }
+    }
+
+    fn pragma(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Normal => "NORMAL",
+        }
+    }
 }
 
 /// One pool of either backend.
@@ -184,6 +218,7 @@ where
 #[derive(Debug)]
 struct SqlitePragmas {
     busy_timeout_ms: u64,
+    synchronous: SqliteSynchronous,
 }
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
@@ -192,9 +227,11 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
         conn: &mut SqliteConnection,
     ) -> std::result::Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; \
              PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = {};",
-            self.busy_timeout_ms, SQLITE_AUTOCHECKPOINT_PAGES
+            self.busy_timeout_ms,
+            self.synchronous.pragma(),
+            SQLITE_AUTOCHECKPOINT_PAGES
         ))
         .map_err(diesel::r2d2::Error::QueryError)
     }
@@ -253,7 +290,10 @@ impl Pool {
                         .connection_timeout(options.connect_timeout)
                         // A file does not go away like a server does: no `SELECT 1` per checkout.
                         .test_on_check_out(false)
-                        .connection_customizer(Box::new(SqlitePragmas { busy_timeout_ms }))
+                        .connection_customizer(Box::new(SqlitePragmas {
+                            busy_timeout_ms,
+                            synchronous: options.sqlite_synchronous,
+                        }))
                         .build_unchecked(ConnectionManager::<SqliteConnection>::new(path.clone()))
                 };
                 let gate = WriteGate::new(Gate::new(build(1), busy_timeout_ms));

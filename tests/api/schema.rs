@@ -97,6 +97,28 @@ async fn sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout() {
     assert_ne!(read("busy_timeout").await, "0");
 }
 
+#[tokio::test]
+async fn tokend_sqlite_synchronous_full_makes_every_commit_durable() {
+    let app =
+        spawn_app_with(|c| c.sqlite_synchronous = tokend::store::SqliteSynchronous::Full).await;
+    if app.ctx.pool.backend() != Backend::Sqlite {
+        return;
+    }
+    let synchronous = app
+        .db(|conn| {
+            Ok(db!(conn, c => diesel::sql_query(
+                "SELECT CAST(synchronous AS TEXT) AS v FROM pragma_synchronous()"
+            )
+            .get_result::<Pragma>(c))?
+            .v)
+        })
+        .await;
+    assert_eq!(synchronous, "2", "FULL");
+    // And it works: a sign-in and a refresh commit.
+    let t = app.login("admin", ADMIN_PASSWORD).await;
+    tokens(app.refresh(t.refresh()).await).await;
+}
+
 /// One statement per backend, with `{future}`/`{past}` standing for an hour from now / ago in
 /// the UTC `TIMESTAMP` the schema stores.
 fn at_times(conn: &tokend::store::Conn, sql: &str) -> String {
