@@ -77,6 +77,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub db_pool_size: u32,
     pub db_timeout: Duration,
+    /// Where `GET /metrics` is served instead of the main listener (`host:port`); none: there.
+    pub metrics_bind: Option<String>,
     /// SQLite's `synchronous`: `normal` (default) or `full` (docs/operations.md, durability).
     pub sqlite_synchronous: crate::store::SqliteSynchronous,
     /// How long ended sessions (revoked or expired) are kept before purge deletes them.
@@ -167,6 +169,7 @@ const KEYS: &[&str] = &[
     "signin_ip_window",
     "signin_max_delay",
     "trusted_proxies",
+    "metrics_bind",
 ];
 
 /// A configuration error: always names the variable and the value's problem.
@@ -324,6 +327,17 @@ impl Config {
                     ConfigError(format!("{name}: {v:?} is not a number from 1 to 1000"))
                 })?,
         };
+        let metrics_bind = match get("metrics_bind") {
+            None => None,
+            Some((name, v)) => {
+                if v.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(ConfigError(format!(
+                        "{name}: {v:?} must be an IP address and port, e.g. 127.0.0.1:9090"
+                    )));
+                }
+                Some(v)
+            }
+        };
         let sqlite_synchronous = match get("sqlite_synchronous") {
             None => crate::store::SqliteSynchronous::default(),
             Some((name, v)) => crate::store::SqliteSynchronous::parse(&v)
@@ -390,6 +404,7 @@ impl Config {
             db_pool_size,
             db_timeout,
             sqlite_synchronous,
+            metrics_bind,
             purge_retention,
             purge_interval,
             key_reload_interval: Duration::from_secs(10),
@@ -529,6 +544,7 @@ mod tests {
             ("TOKEND_BOOTSTRAP_ADMIN_PASSWORD", "short"),
             ("TOKEND_DB_POOL_SIZE", "0"),
             ("TOKEND_SQLITE_SYNCHRONOUS", "off"),
+            ("TOKEND_METRICS_BIND", "localhost"),
         ];
         for (var, value) in cases {
             let err = Config::from_sources(&env(&[(var, value)]), &HashMap::new()).expect_err(var);

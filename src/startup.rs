@@ -13,6 +13,8 @@ use crate::service::Ctx;
 
 pub struct Application {
     port: u16,
+    /// The port of the separate metrics listener (`TOKEND_METRICS_BIND`), when there is one.
+    metrics_port: Option<u16>,
     server: Server,
     ctx: Ctx,
     bootstrapped: Option<Bootstrapped>,
@@ -53,6 +55,35 @@ impl Application {
         .shutdown_timeout(30)
         .run();
 
+        let metrics_port = match &ctx.config.metrics_bind {
+            None => None,
+            Some(bind) => {
+                let listener = TcpListener::bind(bind)
+                    .with_context(|| format!("binding the metrics listener {bind}"))?;
+                let port = listener.local_addr()?.port();
+                let data = web::Data::new(ctx.clone());
+                let metrics = HttpServer::new(move || {
+                    App::new()
+                        .app_data(data.clone())
+                        .app_data(web::Data::new(crate::http::health::MetricsListener))
+                        .route("/metrics", web::get().to(crate::http::health::metrics))
+                })
+                .workers(1)
+                .listen(listener)?
+                .shutdown_timeout(5)
+                .run();
+                tokio::spawn(metrics);
+                Some(port)
+            }
+        };
+        // The recorder's upkeep, so histogram samples never pile up between scrapes.
+        tokio::spawn(async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                crate::metrics::handle().run_upkeep();
+            }
+        });
         let reload_ctx = ctx.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(reload_ctx.config.key_reload_interval);
@@ -89,6 +120,7 @@ impl Application {
         }
         Ok(Application {
             port: addr.port(),
+            metrics_port,
             server,
             ctx,
             bootstrapped,
@@ -97,6 +129,10 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     pub fn ctx(&self) -> &Ctx {

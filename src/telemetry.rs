@@ -68,10 +68,18 @@ where
         Box::pin(
             async move {
                 let result = fut.await;
-                let micros = started.elapsed().as_micros() as u64;
+                let took = started.elapsed();
+                let micros = took.as_micros() as u64;
                 match &result {
                     Ok(res) => {
                         let status = res.status().as_u16();
+                        let route = res.request().match_pattern();
+                        crate::metrics::request(
+                            route.as_deref().unwrap_or("unmatched"),
+                            &method,
+                            status,
+                            took,
+                        );
                         if status >= 500 {
                             tracing::warn!(status, micros, "request done");
                         } else {

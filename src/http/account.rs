@@ -196,6 +196,7 @@ pub async fn create_token(
     )
     .await
     .map_err(scope_as_request_error)?;
+    crate::metrics::token_issued("personal_access_token");
     Ok(HttpResponse::Created()
         .insert_header(("cache-control", "no-store"))
         .json(created))

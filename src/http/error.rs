@@ -183,9 +183,12 @@ impl From<ServiceError> for ApiError {
             | ServiceError::UnauthorizedClient(_)
             | ServiceError::UnsupportedGrantType(_)
             | ServiceError::InvalidScope(_)) => ApiError::oauth(e),
-            ServiceError::Throttled(seconds) => ApiError::Throttled {
-                retry_after: seconds,
-            },
+            ServiceError::Throttled(seconds) => {
+                crate::metrics::signin_throttled();
+                ApiError::Throttled {
+                    retry_after: seconds,
+                }
+            }
             ServiceError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 ApiError::Unavailable

@@ -276,5 +276,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(health::readyz))
             .default_service(web::to(method_not_allowed("GET"))),
     )
+    .service(get("/metrics", health::metrics))
     .default_service(web::to(not_found));
 }

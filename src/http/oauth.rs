@@ -134,7 +134,12 @@ pub async fn token(
         ))),
     };
     let mut response = match result {
-        Ok(response) => response,
+        Ok(response) => {
+            if let Some(grant) = crate::service::grant_type::GrantType::parse(&grant_type) {
+                crate::metrics::token_issued(grant.as_str());
+            }
+            response
+        }
         Err(err) => {
             let failed_refresh = grant_type == "refresh_token"
                 && matches!(err, crate::service::ServiceError::InvalidGrant(_));

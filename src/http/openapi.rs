@@ -213,6 +213,7 @@ impl Modify for SecuritySchemes {
         super::admin::purge,
         super::health::healthz,
         super::health::readyz,
+        super::health::metrics,
         openapi_json,
     ),
     modifiers(&SecuritySchemes),

@@ -16,6 +16,9 @@ pub struct Event<'a> {
 }
 
 pub fn record(conn: &mut Conn, event: Event<'_>, meta: &RequestMeta) -> store::Result<()> {
+    if event.kind == "signin_failure" {
+        crate::metrics::signin_failure(event.reason.unwrap_or("unknown"));
+    }
     let row = AuditEvent {
         id: new_id(),
         at: store::now(),

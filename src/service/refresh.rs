@@ -148,10 +148,12 @@ fn exchange(
         match class {
             Class::Forged | Class::Dead => {
                 tracing::debug!(session_id = %session.id, ?class, "refresh refused");
+                crate::metrics::refresh("refused");
                 return Err(refused());
             }
             Class::Reuse => {
                 end_for_reuse(conn, &session, client, meta)?;
+                crate::metrics::refresh("reuse");
                 return Err(refused());
             }
             Class::Rotate => {
@@ -168,6 +170,7 @@ fn exchange(
                     access_expires_at: access.expires_at,
                 };
                 if conn.write_statement(|conn| store::sessions::rotate(conn, &rotation))? == 1 {
+                    crate::metrics::refresh("rotated");
                     return Ok(response(access, successor, &granted));
                 }
             }
@@ -183,6 +186,7 @@ fn exchange(
                     access_expires_at: access.expires_at,
                 };
                 if conn.write_statement(|conn| store::sessions::reissue(conn, &reissue))? == 1 {
+                    crate::metrics::refresh("grace");
                     return Ok(response(access, current, &granted));
                 }
             }

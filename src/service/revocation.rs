@@ -97,6 +97,7 @@ pub fn revoke_in_tx(
         store::users::lock(conn, user_id)?;
     }
     let counts = store::revocation::revoke(conn, scope, reason.as_str(), store::now())?;
+    crate::metrics::sessions_revoked(reason.as_str(), counts.sessions_revoked);
     audit::record(
         conn,
         Event {
@@ -123,6 +124,7 @@ pub fn end_session_in_tx(
     let scope = Scope::Session(session_id.to_owned());
     let now = store::now();
     let counts = store::revocation::revoke(conn, &scope, reason.as_str(), now)?;
+    crate::metrics::sessions_revoked(reason.as_str(), counts.sessions_revoked);
     if counts.sessions_revoked > 0 {
         audit::record(
             conn,
@@ -160,6 +162,7 @@ fn end_created_sessions(
             Reason::ParentCompromised.as_str(),
             now,
         )?;
+        crate::metrics::sessions_revoked(Reason::ParentCompromised.as_str(), ended.len() as u64);
         for (id, user_id, client_id) in &ended {
             tracing::warn!(session_id = %id, "session ended: the session that created it was stolen");
             audit::record(

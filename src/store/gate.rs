@@ -103,7 +103,9 @@ impl Gate {
     {
         let mut turn = if wait {
             self.queued.fetch_add(1, Ordering::SeqCst);
+            let asked = std::time::Instant::now();
             let turn = self.turn.lock();
+            crate::metrics::sqlite_write_lock_wait(asked.elapsed());
             self.queued.fetch_sub(1, Ordering::SeqCst);
             turn
         } else {

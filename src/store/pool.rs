@@ -328,10 +328,23 @@ impl Pool {
 
     /// Checks a connection out; blocks up to the pool's connection timeout.
     pub fn get(&self) -> Result<Conn> {
+        let _waiting = crate::metrics::Waiting::start();
         Ok(match self {
             Pool::Sqlite(p, gate) => Conn::Sqlite(p.get()?, gate.clone()),
             Pool::Postgres(p) => Conn::Postgres(p.get()?),
         })
+    }
+
+    /// (connections in use, idle connections) of the request pool, for `/metrics`.
+    pub fn usage(&self) -> (u32, u32) {
+        let state = match self {
+            Pool::Sqlite(p, _) => p.state(),
+            Pool::Postgres(p) => p.state(),
+        };
+        (
+            state.connections.saturating_sub(state.idle_connections),
+            state.idle_connections,
+        )
     }
 
     /// Runs `f` with a connection on the blocking pool, never on an async worker thread.

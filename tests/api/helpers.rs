@@ -120,6 +120,8 @@ fn init_logs() {
 
 pub struct TestApp {
     pub address: String,
+    /// The separate metrics listener's port, when `metrics_bind` is set.
+    pub metrics_port: Option<u16>,
     pub http: reqwest::Client,
     pub ctx: Ctx,
     pub db: std::sync::Arc<TestDb>,
@@ -186,10 +188,12 @@ pub async fn spawn_on(db: std::sync::Arc<TestDb>, tweak: impl FnOnce(&mut Config
         .await
         .expect("build the application");
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let ctx = app.ctx().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        metrics_port,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

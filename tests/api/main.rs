@@ -14,6 +14,7 @@ mod helpers;
 mod introspection;
 mod jwt_attacks;
 mod logs;
+mod metrics;
 mod nodes;
 mod openapi;
 mod outage;
