@@ -1,10 +1,10 @@
 //! The account API: what a signed-in user does with a bearer token (an access token or a personal
 //! access token) holding the `account` scope.
 
+use super::responses;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::error::ApiError;
 use super::{bearer, json, meta};
@@ -29,31 +29,31 @@ async fn caller(ctx: &Ctx, req: &HttpRequest) -> Result<(Principal, String), Api
 
 /// `GET /api/me`
 #[utoipa::path(get, path = "/api/me", tag = "account", security(("bearer" = [])),
-    responses((status = 200, body = crate::http::openapi::Me), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::http::responses::Me), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn me(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let principal = bearer::require(&ctx, &req, ACCOUNT).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "id": principal.user_id,
-        "username": principal.username,
-        "is_admin": principal.is_admin,
-        "session_id": principal.session_id,
-        "client_id": principal.client_id,
-        "scopes": principal.scopes,
-    })))
+    Ok(HttpResponse::Ok().json(responses::Me {
+        id: principal.user_id,
+        username: principal.username,
+        is_admin: principal.is_admin,
+        session_id: principal.session_id,
+        client_id: principal.client_id,
+        scopes: principal.scopes.0,
+    }))
 }
 
 /// `GET /api/sessions`
 #[utoipa::path(get, path = "/api/sessions", tag = "account", security(("bearer" = [])),
-    responses((status = 200, body = crate::http::openapi::SessionList), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::http::responses::SessionList), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn sessions(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (principal, user_id) = caller(&ctx, &req).await?;
     let list = users::sessions(&ctx, user_id, Some(principal.session_id)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "sessions": list })))
+    Ok(HttpResponse::Ok().json(responses::SessionList { sessions: list }))
 }
 
 /// `DELETE /api/sessions/{id}`
 #[utoipa::path(delete, path = "/api/sessions/{id}", tag = "account", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 204, description = "that device is logged out"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 204, description = "that device is logged out"), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 404, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn end_session(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -73,7 +73,7 @@ pub async fn end_session(
 
 /// `POST /api/logout`
 #[utoipa::path(post, path = "/api/logout", tag = "account", security(("bearer" = [])),
-    responses((status = 204, description = "the current session ended"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 204, description = "the current session ended"), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn logout(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (principal, user_id) = caller(&ctx, &req).await?;
     let client_id = principal.client_id.clone();
@@ -100,7 +100,7 @@ pub struct LogoutAll {
 
 /// `POST /api/logout-all`
 #[utoipa::path(post, path = "/api/logout-all", tag = "account", security(("bearer" = [])), request_body(content = Option<LogoutAll>),
-    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn logout_all(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -137,7 +137,7 @@ pub struct ChangePassword {
 
 /// `POST /api/password`
 #[utoipa::path(post, path = "/api/password", tag = "account", security(("bearer" = [])), request_body(content = ChangePassword),
-    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn change_password(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -177,7 +177,7 @@ pub struct NewToken {
 
 /// `POST /api/tokens`
 #[utoipa::path(post, path = "/api/tokens", tag = "account", security(("bearer" = [])), request_body(content = NewToken),
-    responses((status = 201, body = crate::service::personal_tokens::CreatedToken), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 201, body = crate::service::personal_tokens::CreatedToken), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn create_token(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -216,16 +216,16 @@ fn scope_as_request_error(err: crate::service::ServiceError) -> ApiError {
 
 /// `GET /api/tokens`
 #[utoipa::path(get, path = "/api/tokens", tag = "account", security(("bearer" = [])),
-    responses((status = 200, body = crate::http::openapi::TokenList), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::http::responses::TokenList), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn list_tokens(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, user_id) = caller(&ctx, &req).await?;
     let tokens = personal_tokens::list(&ctx, user_id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "tokens": tokens })))
+    Ok(HttpResponse::Ok().json(responses::TokenList { tokens }))
 }
 
 /// `DELETE /api/tokens/{id}`
 #[utoipa::path(delete, path = "/api/tokens/{id}", tag = "account", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 204, description = "revoked"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 204, description = "revoked"), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 404, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn delete_token(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -246,7 +246,7 @@ pub struct ByName {
 
 /// `DELETE /api/tokens?name=NAME`
 #[utoipa::path(delete, path = "/api/tokens", tag = "account", security(("bearer" = [])), params(ByName),
-    responses((status = 200, body = crate::http::openapi::Revoked), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::http::responses::Revoked), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn delete_tokens_named(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -261,5 +261,5 @@ pub async fn delete_tokens_named(
         )
     })?;
     let revoked = personal_tokens::revoke_named(&ctx, user_id, name, meta(&req)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "revoked": revoked })))
+    Ok(HttpResponse::Ok().json(responses::Revoked { revoked }))
 }

@@ -1,9 +1,9 @@
 //! The admin API: a bearer token with the `admin` scope, held by a user who is still an admin.
 
+use super::responses;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::error::ApiError;
 use super::{bearer, json, meta};
@@ -40,7 +40,7 @@ pub struct NewUser {
 
 /// `POST /admin/users`
 #[utoipa::path(post, path = "/admin/users", tag = "admin", security(("bearer" = [])), request_body(content = NewUser),
-    responses((status = 201, body = crate::http::openapi::CreatedUser), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 409, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 201, body = crate::http::responses::CreatedUser), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 409, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn create_user(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -57,21 +57,26 @@ pub async fn create_user(
         meta(&req),
     )
     .await?;
-    Ok(HttpResponse::Created()
-        .json(json!({ "id": user.id, "username": user.username, "is_admin": user.is_admin })))
+    Ok(HttpResponse::Created().json(responses::CreatedUser {
+        id: user.id,
+        username: user.username,
+        is_admin: user.is_admin,
+    }))
 }
 
 /// `GET /admin/users`
 #[utoipa::path(get, path = "/admin/users", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = crate::http::openapi::UserList), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::http::responses::UserList), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn list_users(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     admin(&ctx, &req).await?;
-    Ok(HttpResponse::Ok().json(json!({ "users": users::list(&ctx).await? })))
+    Ok(HttpResponse::Ok().json(responses::UserList {
+        users: users::list(&ctx).await?,
+    }))
 }
 
 /// `GET /admin/users/{id}`
 #[utoipa::path(get, path = "/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = crate::service::users::UserView), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::service::users::UserView), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 404, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn get_user(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -98,7 +103,7 @@ pub struct SetPassword {
 /// of every device".
 #[utoipa::path(post, path = "/admin/users/{id}/password", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
     request_body(content = SetPassword),
-    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 404, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn set_password(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -122,7 +127,7 @@ pub async fn set_password(
 
 /// `POST /admin/users/{id}/logout-all`
 #[utoipa::path(post, path = "/admin/users/{id}/logout-all", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 404, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn logout_all(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -145,7 +150,7 @@ pub async fn logout_all(
 
 /// `POST /admin/users/{id}/disable`
 #[utoipa::path(post, path = "/admin/users/{id}/disable", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 204, description = "disabled; everything the user held is revoked"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 204, description = "disabled; everything the user held is revoked"), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 404, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn disable(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -158,7 +163,7 @@ pub async fn disable(
 
 /// `POST /admin/users/{id}/enable`
 #[utoipa::path(post, path = "/admin/users/{id}/enable", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 204, description = "enabled"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 204, description = "enabled"), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 404, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn enable(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -171,7 +176,7 @@ pub async fn enable(
 
 /// `GET /admin/users/{id}/sessions`
 #[utoipa::path(get, path = "/admin/users/{id}/sessions", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = crate::http::openapi::SessionList), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::http::responses::SessionList), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 404, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn user_sessions(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -180,12 +185,14 @@ pub async fn user_sessions(
     admin(&ctx, &req).await?;
     let id = id.into_inner();
     users::get(&ctx, id.clone()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "sessions": users::sessions(&ctx, id, None).await? })))
+    Ok(HttpResponse::Ok().json(responses::SessionList {
+        sessions: users::sessions(&ctx, id, None).await?,
+    }))
 }
 
 /// `DELETE /admin/sessions/{id}`
 #[utoipa::path(delete, path = "/admin/sessions/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 204, description = "ended"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 204, description = "ended"), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 404, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn end_session(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -233,7 +240,7 @@ pub struct NewClientBody {
 
 /// `POST /admin/clients`
 #[utoipa::path(post, path = "/admin/clients", tag = "admin", security(("bearer" = [])), request_body(content = NewClientBody),
-    responses((status = 201, body = crate::service::clients::ClientInfo, description = "the client, with client_secret for a confidential one"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 201, body = crate::http::responses::CreatedClient, description = "the client, with client_secret for a confidential one"), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn create_client(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -254,27 +261,27 @@ pub async fn create_client(
     };
     let created = clients::register(&ctx, new, Some(actor), meta(&req)).await?;
     ctx.origins.reload(&ctx.pool).await?;
-    let mut out = serde_json::to_value(&created.client)
-        .map_err(|e| crate::service::ServiceError::Unexpected(e.into()))?;
-    if let Some(secret) = created.client_secret {
-        out["client_secret"] = json!(secret);
-    }
     Ok(HttpResponse::Created()
         .insert_header(("cache-control", "no-store"))
-        .json(out))
+        .json(responses::CreatedClient {
+            client: created.client,
+            client_secret: created.client_secret,
+        }))
 }
 
 /// `GET /admin/clients`
 #[utoipa::path(get, path = "/admin/clients", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = crate::http::openapi::ClientList), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::http::responses::ClientList), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn list_clients(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     admin(&ctx, &req).await?;
-    Ok(HttpResponse::Ok().json(json!({ "clients": clients::list(&ctx).await? })))
+    Ok(HttpResponse::Ok().json(responses::ClientList {
+        clients: clients::list(&ctx).await?,
+    }))
 }
 
 /// `DELETE /admin/clients/{id}`: revokes every session of the client; answers the counts.
 #[utoipa::path(delete, path = "/admin/clients/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 404, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::store::revocation::Counts), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 404, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn delete_client(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -304,7 +311,7 @@ pub struct AuditQuery {
 
 /// `GET /admin/audit?user_id=&kind=&session_id=&limit=`, newest first.
 #[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
-    responses((status = 200, body = crate::http::openapi::EventList), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::http::responses::EventList), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn audit(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     admin(&ctx, &req).await?;
     let q: AuditQuery = json::query(&req)?;
@@ -322,16 +329,21 @@ pub async fn audit(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse
         session_id: q.session_id.filter(|s| !s.is_empty()),
         limit,
     };
-    Ok(HttpResponse::Ok().json(json!({ "events": audit::list(&ctx, filter).await? })))
+    Ok(HttpResponse::Ok().json(responses::EventList {
+        events: audit::list(&ctx, filter).await?,
+    }))
 }
 
 /// `POST /admin/keys/rotate`
 #[utoipa::path(post, path = "/admin/keys/rotate", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = crate::http::openapi::RotatedKey), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::http::responses::RotatedKey), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn rotate_keys(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let actor = admin(&ctx, &req).await?;
     let kid = keys::rotate(&ctx, Some(actor), meta(&req)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "kid": kid, "alg": ctx.config.signing_alg.as_str() })))
+    Ok(HttpResponse::Ok().json(responses::RotatedKey {
+        kid,
+        alg: ctx.config.signing_alg.as_str().to_owned(),
+    }))
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -343,7 +355,7 @@ pub struct PurgeBody {
 
 /// `POST /admin/purge` (`{"dry_run": true}` counts only).
 #[utoipa::path(post, path = "/admin/purge", tag = "admin", security(("bearer" = [])), request_body(content = Option<PurgeBody>),
-    responses((status = 200, body = crate::service::purge::Report), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 403, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::service::purge::Report), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn purge(
     ctx: web::Data<Ctx>,
     req: HttpRequest,

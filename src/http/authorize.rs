@@ -476,7 +476,7 @@ pub async fn show(ctx: web::Data<Ctx>, req: HttpRequest) -> HttpResponse {
         (status = 400, description = "a malformed request or form", content_type = "text/html"),
         (status = 401, description = "wrong username or password: the form again", content_type = "text/html"),
         (status = 403, description = "the form's CSRF check failed", content_type = "text/html"),
-        (status = 413, body = crate::http::openapi::ErrorBody),
+        (status = 413, body = crate::http::responses::ErrorBody),
         (status = 429, description = "too many failed sign-ins", content_type = "text/html"),
         (status = 503, description = "database unavailable", content_type = "text/html")))]
 pub async fn submit(

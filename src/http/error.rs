@@ -5,15 +5,8 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
 
 use crate::service::ServiceError;
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    error_description: &'a str,
-}
 
 /// An error response, already decided.
 #[derive(Debug)]
@@ -283,9 +276,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Internal => ("server_error", "the server failed to handle the request"),
         };
-        response.json(Body {
-            error,
-            error_description: description,
+        response.json(super::responses::ErrorBody {
+            error: error.to_owned(),
+            error_description: description.to_owned(),
         })
     }
 }

@@ -1,18 +1,18 @@
 //! `GET /healthz` (the process answers), `GET /readyz` (the database answers) and `GET /metrics`
 //! (Prometheus text exposition).
 
+use super::responses::Status;
 use actix_web::{web, HttpResponse};
-use serde_json::json;
 
 use super::error::ApiError;
 use crate::service::Ctx;
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process answers")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process answers", body = Status)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Status { status: "ok" })
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "the database answers"), (status = 503, body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "the database answers", body = Status), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn readyz(ctx: web::Data<Ctx>) -> Result<HttpResponse, ApiError> {
     let pool = ctx.pool.clone();
     let ok = tokio::task::spawn_blocking(move || pool.ping())
@@ -20,7 +20,7 @@ pub async fn readyz(ctx: web::Data<Ctx>) -> Result<HttpResponse, ApiError> {
         .map(|r| r.is_ok())
         .unwrap_or(false);
     if ok {
-        Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
+        Ok(HttpResponse::Ok().json(Status { status: "ready" }))
     } else {
         Err(ApiError::Unavailable)
     }

@@ -13,6 +13,7 @@ pub mod json;
 pub mod oauth;
 pub mod openapi;
 pub mod params;
+pub mod responses;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};

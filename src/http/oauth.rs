@@ -77,7 +77,7 @@ fn requested_scope(params: &params::Params) -> Result<Option<ScopeSet>, ApiError
 
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
     request_body(content = crate::http::openapi::TokenRequest, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = crate::service::issuing::TokenResponse), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 413, body = crate::http::openapi::ErrorBody), (status = 429, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::service::issuing::TokenResponse), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 413, body = crate::http::responses::ErrorBody), (status = 429, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn token(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -171,7 +171,7 @@ pub async fn token(
 
 #[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
     request_body(content = crate::http::openapi::TokenParam, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "revoked, or nothing to revoke"), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 413, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, description = "revoked, or nothing to revoke"), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 413, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn revoke(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
@@ -198,7 +198,7 @@ pub async fn revoke(
 
 #[utoipa::path(post, path = "/oauth/introspect", tag = "oauth", security(("client_basic" = [])),
     request_body(content = crate::http::openapi::TokenParam, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = crate::service::introspection::Introspection), (status = 400, body = crate::http::openapi::ErrorBody), (status = 401, body = crate::http::openapi::ErrorBody), (status = 413, body = crate::http::openapi::ErrorBody), (status = 503, body = crate::http::openapi::ErrorBody)))]
+    responses((status = 200, body = crate::service::introspection::Introspection), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 413, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn introspect(
     ctx: web::Data<Ctx>,
     req: HttpRequest,

@@ -5,14 +5,6 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-/// Every error body: `{"error": CODE, "error_description": SENTENCE}`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    error: String,
-    error_description: String,
-}
-
 /// One scope token (RFC 6749 §3.3).
 #[derive(ToSchema)]
 #[schema(value_type = String, pattern = "^[\\x21\\x23-\\x5b\\x5d-\\x7e]{1,128}$")]
@@ -89,69 +81,6 @@ pub struct TokenParam {
     token_type_hint: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
-}
-
-/// `GET /api/me`
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Me {
-    id: Option<String>,
-    username: Option<String>,
-    is_admin: bool,
-    session_id: String,
-    client_id: String,
-    scopes: Vec<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct SessionList {
-    sessions: Vec<crate::service::users::SessionView>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct TokenList {
-    tokens: Vec<crate::service::personal_tokens::TokenView>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct UserList {
-    users: Vec<crate::service::users::UserView>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ClientList {
-    clients: Vec<crate::service::clients::ClientInfo>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct EventList {
-    events: Vec<crate::service::audit::EventView>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Revoked {
-    revoked: u64,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CreatedUser {
-    id: String,
-    username: String,
-    is_admin: bool,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct RotatedKey {
-    kid: String,
-    alg: String,
 }
 
 struct SecuritySchemes;
