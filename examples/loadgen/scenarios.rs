@@ -436,6 +436,7 @@ async fn logout_all(
         ctx,
         other.clone(),
         None,
+        None,
         Reason::LogoutAll,
         Some(other),
         RequestMeta::default(),

@@ -64,6 +64,15 @@ pub enum Command {
     },
 }
 
+fn parse_session_kind(value: &str) -> Result<crate::service::issuing::SessionKind, String> {
+    use crate::service::issuing::SessionKind;
+    SessionKind::parse(value)
+        .filter(|k| *k != SessionKind::ClientCredentials)
+        .ok_or_else(|| {
+            format!("{value:?}: expected password, authorization_code or personal_access_token")
+        })
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Delete sessions that ended (revoked or past their absolute expiry) over
@@ -101,8 +110,14 @@ pub enum UserCommand {
         #[arg(long)]
         keep_sessions: bool,
     },
-    /// Revoke every session of a user
-    LogoutAll { name: String },
+    /// Revoke every session of a user (or, with --kind, every session of one kind)
+    LogoutAll {
+        /// The user's username
+        name: String,
+        /// Only sessions of this kind: password, authorization_code or personal_access_token
+        #[arg(long, value_parser = parse_session_kind)]
+        kind: Option<crate::service::issuing::SessionKind>,
+    },
     /// List a user's live sessions
     Sessions { name: String },
     /// Disable a user and revoke everything the user holds
@@ -362,12 +377,13 @@ async fn user(cmd: UserCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
                 }
             }
         }
-        UserCommand::LogoutAll { name } => {
+        UserCommand::LogoutAll { name, kind } => {
             let user = users::find_by_username(&ctx, name).await?;
             let counts = users::logout_all(
                 &ctx,
                 user.id,
                 None,
+                kind,
                 Reason::AdminLogoutAll,
                 None,
                 cli_meta(),

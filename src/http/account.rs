@@ -96,6 +96,8 @@ pub async fn logout(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpRespons
 pub struct LogoutAll {
     #[serde(default)]
     except_current: bool,
+    /// Only sessions of this kind: `password`, `authorization_code` or `personal_access_token`
+    kind: Option<crate::service::issuing::SessionKind>,
 }
 
 /// `POST /api/logout-all`
@@ -113,6 +115,7 @@ pub async fn logout_all(
         &ctx,
         user_id.clone(),
         except,
+        body.kind,
         Reason::LogoutAll,
         Some(user_id),
         meta(&req),
@@ -240,11 +243,13 @@ pub async fn delete_token(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ByName {
-    #[param(required = true, min_length = 1, max_length = 100)]
+    /// Only the tokens of this name; without it, every personal token of the caller
+    #[param(min_length = 1, max_length = 100)]
     name: Option<String>,
 }
 
-/// `DELETE /api/tokens?name=NAME`
+/// `DELETE /api/tokens?name=NAME`: the caller's personal tokens of that name; without `name`,
+/// every personal token of the caller (sign-in sessions untouched).
 #[utoipa::path(delete, path = "/api/tokens", tag = "account", security(("bearer" = [])), params(ByName),
     responses((status = 200, body = crate::http::responses::Revoked), (status = 400, body = crate::http::responses::ErrorBody), (status = 401, body = crate::http::responses::ErrorBody), (status = 403, body = crate::http::responses::ErrorBody), (status = 503, body = crate::http::responses::ErrorBody)))]
 pub async fn delete_tokens_named(
@@ -253,13 +258,9 @@ pub async fn delete_tokens_named(
 ) -> Result<HttpResponse, ApiError> {
     let (_, user_id) = caller(&ctx, &req).await?;
     let query: ByName = json::query(&req)?;
-    let name = query.name.filter(|n| !n.is_empty()).ok_or_else(|| {
-        ApiError::plain(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the name parameter is missing",
-        )
-    })?;
-    let revoked = personal_tokens::revoke_named(&ctx, user_id, name, meta(&req)).await?;
+    let revoked = match query.name {
+        Some(name) => personal_tokens::revoke_named(&ctx, user_id, name, meta(&req)).await?,
+        None => personal_tokens::revoke_all(&ctx, user_id, meta(&req)).await?,
+    };
     Ok(HttpResponse::Ok().json(responses::Revoked { revoked }))
 }

@@ -140,6 +140,7 @@ pub async fn logout_all(
         &ctx,
         id,
         None,
+        None,
         Reason::AdminLogoutAll,
         Some(actor),
         meta(&req),

@@ -35,7 +35,7 @@ impl std::fmt::Debug for TokenResponse {
 }
 
 /// What opened a session (stored in `sessions.kind`; `POST /api/logout-all` can end one kind).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionKind {
     /// The password grant.

@@ -266,6 +266,20 @@ pub async fn revoke_named(
     .await
 }
 
+/// Ends every personal token of the user (Sanctum's `tokens()->delete()`); sign-in sessions are
+/// untouched. Returns how many ended.
+pub async fn revoke_all(ctx: &Ctx, user_id: String, meta: RequestMeta) -> Result<u64> {
+    ctx.write(move |conn| {
+        let scope = Scope::UserKind {
+            user_id: user_id.clone(),
+            kind: SessionKind::PersonalAccessToken.as_str().to_owned(),
+            except_session: None,
+        };
+        Ok(revoke_in_tx(conn, &scope, &user_id, None, &meta)?.sessions_revoked)
+    })
+    .await
+}
+
 fn revoke_in_tx(
     conn: &mut Conn,
     scope: &Scope,

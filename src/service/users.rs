@@ -187,18 +187,32 @@ pub async fn set_password(
 }
 
 /// Logs a user out of every device (`except_session` aside).
+/// `kind`: only the user's sessions of that kind (Sanctum's "log out tokens of one type").
 pub async fn logout_all(
     ctx: &Ctx,
     user_id: String,
     except_session: Option<String>,
+    kind: Option<super::issuing::SessionKind>,
     reason: Reason,
     actor_id: Option<String>,
     meta: RequestMeta,
 ) -> Result<Counts> {
+    if kind == Some(super::issuing::SessionKind::ClientCredentials) {
+        return Err(ServiceError::InvalidRequest(
+            "kind: client_credentials sessions belong to clients, not users".to_owned(),
+        ));
+    }
     ctx.write(move |conn| {
-        let scope = Scope::User {
-            user_id: user_id.clone(),
-            except_session,
+        let scope = match kind {
+            None => Scope::User {
+                user_id: user_id.clone(),
+                except_session,
+            },
+            Some(kind) => Scope::UserKind {
+                user_id: user_id.clone(),
+                kind: kind.as_str().to_owned(),
+                except_session,
+            },
         };
         let subject = Event {
             actor_id: actor_id.as_deref(),

@@ -18,6 +18,13 @@ pub enum Scope {
         user_id: String,
         except_session: Option<String>,
     },
+    /// A user's sessions of one kind (`POST /api/logout-all` with `kind`; `DELETE /api/tokens`
+    /// without a name is every personal token).
+    UserKind {
+        user_id: String,
+        kind: String,
+        except_session: Option<String>,
+    },
     Client(String),
     /// A user's personal access tokens of one name (`DELETE /api/tokens?name=…`).
     PersonalTokensNamed {
@@ -31,7 +38,7 @@ impl Scope {
     /// concurrently must be serialized with it (SECURITY.md 30), and pending codes go too.
     pub fn user_wide(&self) -> Option<&str> {
         match self {
-            Scope::User { user_id, .. } => Some(user_id),
+            Scope::User { user_id, .. } | Scope::UserKind { user_id, .. } => Some(user_id),
             _ => None,
         }
     }
@@ -64,6 +71,19 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
             Scope::User { user_id, except_session: Some(keep) } => live
                 .filter(sessions::user_id.eq(user_id.clone()))
                 .filter(sessions::id.ne(keep.clone())),
+            Scope::UserKind {
+                user_id,
+                kind,
+                except_session,
+            } => {
+                let of_kind = live
+                    .filter(sessions::user_id.eq(user_id.clone()))
+                    .filter(sessions::kind.eq(kind.clone()));
+                match except_session {
+                    Some(keep) => of_kind.filter(sessions::id.ne(keep.clone())),
+                    None => of_kind,
+                }
+            }
             Scope::Client(client_id) => live.filter(sessions::client_id.eq(client_id.clone())),
             Scope::PersonalTokensNamed { user_id, name } => live.filter(
                 sessions::id.eq_any(
@@ -78,9 +98,17 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
             .set((sessions::revoked_at.eq(now), sessions::revoked_reason.eq(reason)))
             .returning((sessions::access_expires_at.gt(now), sessions::refresh_expires_at.gt(now)))
             .get_results(c)?;
+        // Codes not yet exchanged would open new sessions in scope: a user's (of the kind a code
+        // opens, `authorization_code`, when the scope is one kind) or a client's.
         let pending_codes = diesel::update(auth_codes::table.filter(auth_codes::used_at.is_null()));
         match scope {
             Scope::User { user_id, .. } => {
+                pending_codes
+                    .filter(auth_codes::user_id.eq(user_id.clone()))
+                    .set(auth_codes::used_at.eq(now))
+                    .execute(c)?;
+            }
+            Scope::UserKind { user_id, kind, .. } if kind == "authorization_code" => {
                 pending_codes
                     .filter(auth_codes::user_id.eq(user_id.clone()))
                     .set(auth_codes::used_at.eq(now))
@@ -92,7 +120,7 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
                     .set(auth_codes::used_at.eq(now))
                     .execute(c)?;
             }
-            Scope::Session(_) | Scope::PersonalTokensNamed { .. } => {}
+            Scope::Session(_) | Scope::UserKind { .. } | Scope::PersonalTokensNamed { .. } => {}
         }
         let live = |at: &Option<bool>| *at == Some(true);
         Ok(Counts {

@@ -432,3 +432,26 @@ async fn operator_commands_mirror_the_admin_api() {
     assert_eq!(keys["keys"].as_array().expect("keys").len(), 1);
     assert_eq!(keys["keys"][0]["active"], true);
 }
+
+#[tokio::test]
+async fn a_command_failing_right_after_start_up_exits_1_every_time() {
+    // On PostgreSQL, a command that failed at once (a wrong key-encryption key) used to exit
+    // while r2d2 was still opening a connection in the background, and OpenSSL's exit handler
+    // then crashed it (SIGSEGV, exit 139, in a few runs out of twenty). Every run must exit 1.
+    use base64::Engine as _;
+    let kek = |byte: u8| base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+    let right = tokend::crypto::keys::KeyEncryptionKey::parse(&kek(42)).expect("kek");
+    let app = spawn_app_with(|c| c.key_encryption_key = Some(right)).await;
+    let wrong = kek(7);
+    for run in 0..20 {
+        let (code, _, stderr) = app
+            .cli_env(
+                &["keys", "rotate"],
+                None,
+                &[("TOKEND_KEY_ENCRYPTION_KEY", &wrong)],
+            )
+            .await;
+        assert_eq!(code, 1, "run {run}: {stderr}");
+        assert!(stderr.contains("does not decrypt"), "run {run}: {stderr}");
+    }
+}

@@ -46,14 +46,26 @@ async fn the_sanctum_story() {
     assert_eq!(names, vec![json!("deploy")]);
     let again = app.delete("/api/tokens?name=ci", &web.access).await;
     assert_eq!(json(again).await, json!({"revoked": 0}));
-    let missing = app.delete("/api/tokens", &web.access).await;
-    assert_error(missing, StatusCode::BAD_REQUEST, "invalid_request").await;
+    // Without a name: every personal token (Sanctum's `tokens()->delete()`); the sign-in stays.
+    let extra = app.create_pat(&web.access, "extra", &["account"]).await;
+    let all = app.delete("/api/tokens", &web.access).await;
+    assert_eq!(all.status(), StatusCode::OK);
+    assert_eq!(json(all).await, json!({"revoked": 2}));
+    for t in [&deploy, &extra] {
+        assert_eq!(app.me(&token(t)).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.me(&web.access).await.status(), StatusCode::OK);
+    tokens(app.refresh(web.refresh()).await).await;
+    let listed = json(app.get("/api/tokens", &web.access).await).await;
+    assert_eq!(listed["tokens"], json!([]));
+    let empty_name = app.delete("/api/tokens?name=", &web.access).await;
+    assert_error(empty_name, StatusCode::BAD_REQUEST, "invalid_request").await;
 
     let deleted = app.audit("personal_token_revoked").await;
     assert!(deleted
         .iter()
         .all(|e| e.reason.as_deref() == Some("personal_token_deleted")));
-    assert_eq!(app.audit("personal_token_created").await.len(), 3);
+    assert_eq!(app.audit("personal_token_created").await.len(), 4);
 }
 
 #[tokio::test]
@@ -490,4 +502,92 @@ async fn personal_tokens_end_with_a_session_that_ends_for_theft_and_survive_a_lo
         StatusCode::NO_CONTENT
     );
     assert_eq!(app.me(&kept).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn logout_all_of_one_kind_ends_only_those_sessions() {
+    // Sanctum's "log out tokens of one type": `kind` on POST /api/logout-all and on the CLI.
+    let app = spawn_app().await;
+    app.create_user("quinn", "quinn-password", false).await;
+    let laptop = app.login("quinn", "quinn-password").await;
+    let phone = app.login("quinn", "quinn-password").await;
+    let pat = app.create_pat(&laptop.access, "ci", &["account"]).await;
+    let pat = pat["token"].as_str().expect("token").to_owned();
+
+    let response = app
+        .post_json(
+            "/api/logout-all",
+            &laptop.access,
+            json!({"kind": "personal_access_token"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        json(response).await,
+        json!({"sessions_revoked": 1, "access_tokens_revoked": 0, "refresh_tokens_revoked": 0})
+    );
+    assert_eq!(app.me(&pat).await.status(), StatusCode::UNAUTHORIZED);
+    for t in [&laptop, &phone] {
+        assert_eq!(app.me(&t.access).await.status(), StatusCode::OK);
+    }
+
+    // Password sign-ins except this one.
+    let response = app
+        .post_json(
+            "/api/logout-all",
+            &laptop.access,
+            json!({"kind": "password", "except_current": true}),
+        )
+        .await;
+    assert_eq!(json(response).await["sessions_revoked"], 1);
+    assert_eq!(
+        app.me(&phone.access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.me(&laptop.access).await.status(), StatusCode::OK);
+
+    for (body, what) in [
+        (json!({"kind": "client_credentials"}), "a client's kind"),
+        (json!({"kind": "nonsense"}), "an unknown kind"),
+    ] {
+        let response = app.post_json("/api/logout-all", &laptop.access, body).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{what}");
+    }
+    assert_eq!(app.me(&laptop.access).await.status(), StatusCode::OK);
+
+    // The CLI: `tokend user logout-all NAME --kind KIND`.
+    let again = app.create_pat(&laptop.access, "again", &["account"]).await;
+    let again = again["token"].as_str().expect("token").to_owned();
+    let (code, stdout, stderr) = app
+        .cli(
+            &[
+                "--json",
+                "user",
+                "logout-all",
+                "quinn",
+                "--kind",
+                "personal_access_token",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    let counts: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(counts["sessions_revoked"], 1);
+    assert_eq!(app.me(&again).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.me(&laptop.access).await.status(), StatusCode::OK);
+    let (code, _, stderr) = app
+        .cli(
+            &[
+                "user",
+                "logout-all",
+                "quinn",
+                "--kind",
+                "client_credentials",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(code, 2, "a usage error: {stderr}");
+    assert!(stderr.contains("personal_access_token"), "{stderr}");
 }
