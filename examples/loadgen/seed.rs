@@ -205,17 +205,7 @@ pub async fn table_rows(ctx: &Ctx) -> anyhow::Result<std::collections::BTreeMap<
                 n: i64,
             }
             let mut counts = std::collections::BTreeMap::new();
-            for table in [
-                "users",
-                "clients",
-                "sessions",
-                "personal_access_tokens",
-                "auth_codes",
-                "signing_keys",
-                "audit_events",
-                "login_attempts",
-                "server_secrets",
-            ] {
+            for table in tokend::store::TABLES {
                 let n: N = tokend::db!(conn, c => diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}")).get_result(c))?;
                 counts.insert(table.to_owned(), n.n);
             }

@@ -40,3 +40,17 @@ pub fn now() -> chrono::NaiveDateTime {
     now.duration_trunc(TimeDelta::microseconds(1))
         .unwrap_or(now)
 }
+
+/// Every table of the schema (the migrations' own bookkeeping aside): what tests and the load
+/// benchmark count to show that an operation grew nothing it should not.
+pub const TABLES: [&str; 9] = [
+    "users",
+    "clients",
+    "sessions",
+    "personal_access_tokens",
+    "auth_codes",
+    "signing_keys",
+    "audit_events",
+    "login_attempts",
+    "server_secrets",
+];

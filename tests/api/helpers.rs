@@ -431,17 +431,7 @@ impl TestApp {
     /// Rows in every table of the schema, by table name (to show what an operation grew).
     pub async fn row_counts(&self) -> std::collections::BTreeMap<String, i64> {
         self.db(|c| {
-            let tables = [
-                "users",
-                "clients",
-                "sessions",
-                "personal_access_tokens",
-                "auth_codes",
-                "signing_keys",
-                "audit_events",
-                "login_attempts",
-                "server_secrets",
-            ];
+            let tables = tokend::store::TABLES;
             let mut counts = std::collections::BTreeMap::new();
             for table in tables {
                 #[derive(diesel::QueryableByName)]
