@@ -109,7 +109,14 @@ impl Application {
                         .await
                     {
                         Ok(report) => {
-                            tracing::info!(deleted = ?report.deleted, ms = report.elapsed_ms, "purge done")
+                            let d = report.deleted;
+                            tracing::info!(
+                                sessions = d.sessions,
+                                personal_access_tokens = d.personal_access_tokens,
+                                auth_codes = d.auth_codes,
+                                ms = report.elapsed_ms,
+                                "purge done"
+                            )
                         }
                         Err(err) => {
                             tracing::warn!(error = %err, "purge failed; trying again at the next interval")

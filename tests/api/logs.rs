@@ -12,6 +12,10 @@ use crate::helpers::*;
 
 /// The real binary, `serve` on a free port with JSON logs at `level` on a piped stderr.
 fn start_serve(db: &TestDb, level: &str) -> std::process::Child {
+    start_serve_with(db, level, &[])
+}
+
+fn start_serve_with(db: &TestDb, level: &str, envs: &[(&str, &str)]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_tokend"))
         .arg("serve")
         .env_clear()
@@ -21,6 +25,7 @@ fn start_serve(db: &TestDb, level: &str) -> std::process::Child {
         .env("TOKEND_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("TOKEND_LOG", level)
         .env("TOKEND_LOG_FORMAT", "json")
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -239,4 +244,64 @@ async fn sigterm_lets_a_request_in_flight_finish() {
     drain.join().expect("drain");
     // No new connection is accepted once stopping.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port as u16)).is_err());
+}
+
+/// Lines of `child`'s stderr until one contains `until` (or 30 s pass); the child is killed.
+fn lines_until(mut child: std::process::Child, until: &str) -> Vec<String> {
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        let done = line.contains(until);
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+#[tokio::test]
+async fn logs_to_a_pipe_have_no_colour_and_the_purge_line_has_json_fields() {
+    // Text logs written to a pipe (journald, a file, `2>&1 | less`): no ANSI escape codes.
+    let db = TestDb::new();
+    let text = lines_until(
+        start_serve_with(
+            &db,
+            "info",
+            &[
+                ("TOKEND_LOG_FORMAT", "text"),
+                ("TOKEND_PURGE_INTERVAL", "1s"),
+            ],
+        ),
+        "purge done",
+    );
+    assert!(text.iter().any(|l| l.contains("purge done")), "{text:?}");
+    assert!(
+        text.iter().all(|l| !l.contains('\u{1b}')),
+        "escape codes in {text:?}"
+    );
+
+    // JSON logs: the purge report as numbers, not a Rust debug string.
+    let json_lines = lines_until(
+        start_serve_with(&db, "info", &[("TOKEND_PURGE_INTERVAL", "1s")]),
+        "purge done",
+    );
+    let purge: serde_json::Value = json_lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["message"] == "purge done")
+        .unwrap_or_else(|| panic!("no purge line in {json_lines:?}"));
+    for field in ["sessions", "personal_access_tokens", "auth_codes", "ms"] {
+        assert!(purge[field].is_u64(), "{field} in {purge}");
+    }
 }
