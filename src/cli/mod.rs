@@ -56,12 +56,24 @@ pub enum Command {
         /// Only events about this user (a username)
         #[arg(long)]
         user: Option<String>,
-        /// Only events of this kind (signin_failure, refresh_reuse, logout_all, …)
-        #[arg(long)]
+        /// Only events of this kind (signin_failure, refresh_reuse, logout_all, …; docs/admin.md)
+        #[arg(long, value_parser = parse_audit_kind)]
         kind: Option<String>,
+        /// How many events, newest first (1 to 1000)
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=1000))]
         limit: i64,
     },
+}
+
+fn parse_audit_kind(value: &str) -> Result<String, String> {
+    if crate::service::audit::KINDS.contains(&value) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{value:?} is not an audit event kind; one of: {}",
+            crate::service::audit::KINDS.join(", ")
+        ))
+    }
 }
 
 fn parse_session_kind(value: &str) -> Result<crate::service::issuing::SessionKind, String> {

@@ -324,6 +324,18 @@ pub async fn audit(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse
             "limit: 1 to 1000",
         ));
     }
+    if let Some(kind) = q.kind.as_deref().filter(|k| !k.is_empty()) {
+        if !audit::KINDS.contains(&kind) {
+            return Err(ApiError::plain(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!(
+                    "kind: not an audit event kind; one of {}",
+                    audit::KINDS.join(", ")
+                ),
+            ));
+        }
+    }
     let filter = store::audit::Filter {
         user_id: q.user_id.filter(|s| !s.is_empty()),
         kind: q.kind.filter(|s| !s.is_empty()),

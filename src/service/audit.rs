@@ -15,7 +15,37 @@ pub struct Event<'a> {
     pub client_id: Option<&'a str>,
 }
 
+/// Every kind of audit event tokend writes (docs/admin.md has what each means).
+pub const KINDS: &[&str] = &[
+    "client_created",
+    "client_deleted",
+    "code_exchanged",
+    "code_reuse",
+    "key_rotated",
+    "logout",
+    "logout_all",
+    "password_change_failure",
+    "password_changed",
+    "personal_token_created",
+    "personal_token_failure",
+    "personal_token_revoked",
+    "purge",
+    "refresh_reuse",
+    "session_ended",
+    "signin_failure",
+    "signin_success",
+    "token_revoked",
+    "user_created",
+    "user_disabled",
+    "user_enabled",
+];
+
 pub fn record(conn: &mut Conn, event: Event<'_>, meta: &RequestMeta) -> store::Result<()> {
+    debug_assert!(
+        KINDS.contains(&event.kind),
+        "audit kind {} is missing from audit::KINDS",
+        event.kind
+    );
     if event.kind == "signin_failure" {
         crate::metrics::signin_failure(event.reason.unwrap_or("unknown"));
     }

@@ -455,3 +455,23 @@ async fn a_command_failing_right_after_start_up_exits_1_every_time() {
         assert!(stderr.contains("does not decrypt"), "run {run}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn an_unknown_audit_kind_is_a_usage_error_listing_the_valid_ones() {
+    let app = spawn_app().await;
+    let (code, stdout, stderr) = app.cli(&["audit", "--kind", "nonsense"], None).await;
+    assert_eq!(code, 2, "{stdout} {stderr}");
+    assert!(
+        stderr.contains("signin_failure") && stderr.contains("refresh_reuse"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = app.cli(&["audit", "--kind", "signin_success"], None).await;
+    assert_eq!(code, 0, "{stderr}");
+    let admin = app.login("admin", ADMIN_PASSWORD).await;
+    assert_error(
+        app.get("/admin/audit?kind=nonsense", &admin.access).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+}
