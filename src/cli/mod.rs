@@ -222,6 +222,10 @@ pub async fn run(command: Command, config: Config, json_out: bool) -> anyhow::Re
     match command {
         Command::Serve => anyhow::bail!("serve is run by main"),
         Command::Migrate => {
+            crate::service::bootstrap::check_sqlite_file(
+                &config.database_url,
+                crate::service::bootstrap::Purpose::Serve,
+            )?;
             let pool = store::Pool::new(
                 &config.database_url,
                 &store::PoolOptions {

@@ -46,6 +46,7 @@ pub enum Purpose {
 
 /// Opens the database and migrates it; loads the server secrets, and for `serve` the signing keys.
 pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
+    check_sqlite_file(&config.database_url, purpose)?;
     let pool = Pool::new(
         &config.database_url,
         &PoolOptions {
@@ -82,6 +83,33 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
         secrets: Arc::new(secrets),
         origins: Arc::default(),
     })
+}
+
+/// An SQLite database is a file: `serve` and `migrate` create it, but only in a directory that
+/// exists, and an admin command never creates one (run in the wrong directory, it would answer
+/// `user list` with nothing from a new empty file). Both fail at once, naming the path.
+pub(crate) fn check_sqlite_file(url: &str, purpose: Purpose) -> anyhow::Result<()> {
+    if crate::store::Backend::of_url(url) != Some(crate::store::Backend::Sqlite) {
+        return Ok(());
+    }
+    let path = std::path::Path::new(crate::store::sqlite_path(url));
+    if path.exists() {
+        return Ok(());
+    }
+    if purpose == Purpose::Admin {
+        anyhow::bail!(
+            "no database at {}: admin commands never create one; check TOKEND_DATABASE_URL, or run `tokend migrate` to create it",
+            path.display()
+        );
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if dir.is_some_and(|d| !d.is_dir()) {
+        anyhow::bail!(
+            "cannot create the database {}: its directory does not exist",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Proves a configured key-encryption key opens what is already sealed (a signing key) before

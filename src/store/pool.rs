@@ -290,6 +290,9 @@ impl Pool {
                         .connection_timeout(options.connect_timeout)
                         // A file does not go away like a server does: no `SELECT 1` per checkout.
                         .test_on_check_out(false)
+                        // Not a log line per failed attempt (70 in 5 s for a bad path): the
+                        // checkout's error carries the last cause, and it is logged once.
+                        .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
                         .connection_customizer(Box::new(SqlitePragmas {
                             busy_timeout_ms,
                             synchronous: options.sqlite_synchronous,
@@ -312,6 +315,7 @@ impl Pool {
                     // Connections are opened on demand and kept for r2d2's idle timeout.
                     .min_idle(Some(0))
                     .connection_timeout(options.connect_timeout)
+                    .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
                     .build_unchecked(ConnectionManager::<PgConnection>::new(url));
                 Ok(Pool::Postgres(pool))
             }

@@ -475,3 +475,57 @@ async fn an_unknown_audit_kind_is_a_usage_error_listing_the_valid_ones() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn admin_commands_never_create_a_database_and_a_bad_path_fails_at_once() {
+    let dir = std::env::temp_dir().join(format!("tokend-nodb-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("tokend.db");
+    let url = format!("sqlite://{}", path.display());
+    // The wrong directory: an error naming the path, and no empty database left behind.
+    let (code, stdout, stderr) = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || run_cli_env(&url, &["user", "list"], None, &[])
+    })
+    .await
+    .expect("cli");
+    assert_eq!(code, 1, "{stdout} {stderr}");
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(
+        !path.exists(),
+        "an admin command created {}",
+        path.display()
+    );
+
+    // A directory that does not exist: `migrate` fails at once with one line naming the path.
+    let missing = format!("sqlite://{}/no/such/dir/tokend.db", dir.display());
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = tokio::task::spawn_blocking({
+        let missing = missing.clone();
+        move || run_cli_env(&missing, &["migrate"], None, &[])
+    })
+    .await
+    .expect("cli");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "it failed at once"
+    );
+    assert!(stderr.contains("no/such/dir/tokend.db"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+
+    // With `migrate` in the right directory it is created, and admin commands then work.
+    let (code, _, stderr) = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || run_cli_env(&url, &["migrate"], None, &[])
+    })
+    .await
+    .expect("cli");
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) =
+        tokio::task::spawn_blocking(move || run_cli_env(&url, &["user", "list"], None, &[]))
+            .await
+            .expect("cli");
+    assert_eq!(code, 0, "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
