@@ -17,7 +17,11 @@ use crate::{crypto, store};
 #[command(
     name = "tokend",
     version,
-    about = "OAuth 2 token service whose revocations stick"
+    about = "OAuth 2 token service whose revocations stick",
+    after_help = "Every command uses the database of TOKEND_DATABASE_URL (default sqlite://tokend.db, in \
+the current directory), read from the environment or from the configuration file (./tokend.toml \
+when present, or --config PATH): run admin commands with the server's settings. Exit codes: 0 \
+success, 1 a failed operation, 2 bad usage."
 )]
 pub struct Cli {
     /// Configuration file (default: ./tokend.toml when present)
@@ -100,14 +104,19 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum SessionCommand {
     /// End one session (log that device out)
-    End { id: String },
+    End {
+        /// The session's id (`tokend user sessions NAME` lists them)
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user (a password is generated and shown unless --password-stdin)
     Create {
+        /// The username: 1 to 64 letters, digits, ".", "_", "@" and "-"
         name: String,
+        /// Make the user an admin (may hold the admin scope)
         #[arg(long)]
         admin: bool,
         /// Read the password from one line of standard input
@@ -116,9 +125,12 @@ pub enum UserCommand {
     },
     /// Set a user's password; logs the user out of every device unless --keep-sessions
     SetPassword {
+        /// The user's username
         name: String,
+        /// Read the new password from one line of standard input (else one is generated)
         #[arg(long)]
         password_stdin: bool,
+        /// Keep the user's sessions (by default a password change logs out every device)
         #[arg(long)]
         keep_sessions: bool,
     },
@@ -131,11 +143,20 @@ pub enum UserCommand {
         kind: Option<crate::service::issuing::SessionKind>,
     },
     /// List a user's live sessions
-    Sessions { name: String },
+    Sessions {
+        /// The user's username
+        name: String,
+    },
     /// Disable a user and revoke everything the user holds
-    Disable { name: String },
+    Disable {
+        /// The user's username
+        name: String,
+    },
     /// Enable a disabled user
-    Enable { name: String },
+    Enable {
+        /// The user's username
+        name: String,
+    },
     /// List users
     List,
 }
@@ -147,11 +168,15 @@ pub enum ClientCommand {
     /// List clients
     List,
     /// Delete a client and revoke all its sessions
-    Delete { id: String },
+    Delete {
+        /// The client's id (client_id)
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct ClientCreate {
+    /// A name for people (shown on the sign-in page)
     pub name: String,
     /// A public client (no secret: SPAs, mobile and command-line apps)
     #[arg(long)]
@@ -159,12 +184,16 @@ pub struct ClientCreate {
     /// Grant type it may use (repeatable): password, refresh_token, client_credentials, authorization_code
     #[arg(long = "grant", value_name = "G")]
     pub grants: Vec<String>,
+    /// A redirect URI of the code flow, exact, e.g. https://app.example/callback (repeatable)
     #[arg(long = "redirect-uri", value_name = "U")]
     pub redirect_uris: Vec<String>,
+    /// A scope its tokens may hold, e.g. account or read (repeatable)
     #[arg(long = "scope", value_name = "S")]
     pub scopes: Vec<String>,
+    /// A browser origin allowed to call tokend for it (CORS), e.g. https://app.example (repeatable)
     #[arg(long = "origin", value_name = "O")]
     pub origins: Vec<String>,
+    /// An audience its access tokens carry besides the issuer, e.g. https://api.example (repeatable)
     #[arg(long = "audience", value_name = "A")]
     pub audiences: Vec<String>,
     /// Deliver the refresh token in an HttpOnly cookie scoped to /oauth/token (browser apps).
@@ -594,4 +623,40 @@ async fn keys(cmd: KeysCommand, ctx: Ctx, json_out: bool) -> anyhow::Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every command, argument and option says what it is in `--help`.
+    #[test]
+    fn help_describes_every_command_argument_and_option() {
+        fn walk(cmd: &clap::Command, path: &str, blank: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if ["help", "version"].contains(&id) {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    blank.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                if sub.get_about().is_none() {
+                    blank.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), blank);
+            }
+        }
+        let cmd = super::Cli::command();
+        let mut blank = Vec::new();
+        walk(&cmd, "tokend", &mut blank);
+        assert!(blank.is_empty(), "without help text: {blank:?}");
+        let help = cmd.clone().render_long_help().to_string();
+        assert!(help.contains("TOKEND_DATABASE_URL") && help.contains("tokend.toml"));
+    }
 }
