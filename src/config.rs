@@ -203,14 +203,15 @@ impl Config {
             Some(p) => Some(p.to_path_buf()),
             None => Some(PathBuf::from("tokend.toml")).filter(|p| p.exists()),
         };
-        let file_values = match file {
-            Some(p) => read_file(&p)?,
+        let file_values = match &file {
+            Some(p) => read_file(p)?,
             None => HashMap::new(),
         };
         let env: HashMap<String, String> = std::env::vars()
             .filter(|(k, _)| k.starts_with("TOKEND_"))
             .collect();
-        Config::from_sources(&env, &file_values)
+        let file_name = file.map_or_else(|| "tokend.toml".to_owned(), |p| p.display().to_string());
+        Config::from_named_sources(&env, &file_values, &file_name)
     }
 
     /// Builds a configuration from environment-style and file-style values (environment wins).
@@ -218,13 +219,30 @@ impl Config {
         env: &HashMap<String, String>,
         file: &HashMap<String, String>,
     ) -> Result<Config, ConfigError> {
+        Config::from_named_sources(env, file, "tokend.toml")
+    }
+
+    /// As [`Config::from_sources`], with the file's name for error messages: every error names
+    /// the variable or the file setting its value came from.
+    pub fn from_named_sources(
+        env: &HashMap<String, String>,
+        file: &HashMap<String, String>,
+        file_name: &str,
+    ) -> Result<Config, ConfigError> {
         let get = |key: &str| -> Option<(String, String)> {
             let var = format!("TOKEND_{}", key.to_ascii_uppercase());
             if let Some(v) = env.get(&var) {
                 return Some((var, v.clone()));
             }
             file.get(key)
-                .map(|v| (format!("{key} (in tokend.toml)"), v.clone()))
+                .map(|v| (format!("{key} (in {file_name})"), v.clone()))
+        };
+        // Where a setting's value came from, for an error about it.
+        let source = |key: &str| {
+            get(key).map_or_else(
+                || format!("TOKEND_{}", key.to_ascii_uppercase()),
+                |(n, _)| n,
+            )
         };
         let duration = |key: &str, default: &str| -> Result<Duration, ConfigError> {
             match get(key) {
@@ -241,16 +259,18 @@ impl Config {
             .map(|(_, v)| v)
             .unwrap_or_else(|| "sqlite://tokend.db".into());
         if Backend::of_url(&database_url).is_none() {
-            return Err(ConfigError(
-                "TOKEND_DATABASE_URL: must start with sqlite:// or postgres://".to_owned(),
-            ));
+            return Err(ConfigError(format!(
+                "{}: must start with sqlite:// or postgres://",
+                source("database_url")
+            )));
         }
         let bind = get("bind")
             .map(|(_, v)| v)
             .unwrap_or_else(|| "127.0.0.1:8080".into());
         if bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError(format!(
-                "TOKEND_BIND: {bind:?} is not an address like 127.0.0.1:8080"
+                "{}: {bind:?} is not an address like 127.0.0.1:8080",
+                source("bind")
             )));
         }
         let issuer_from_bind = get("issuer").is_none();
@@ -272,13 +292,16 @@ impl Config {
         let refresh_token_ttl = duration("refresh_token_ttl", "30d")?;
         let session_max_age = duration("session_max_age", "90d")?;
         let refresh_reuse_grace = duration("refresh_reuse_grace", "0s")?;
-        for (name, value) in [
-            ("TOKEND_ACCESS_TOKEN_TTL", access_token_ttl),
-            ("TOKEND_REFRESH_TOKEN_TTL", refresh_token_ttl),
-            ("TOKEND_SESSION_MAX_AGE", session_max_age),
+        for (key, value) in [
+            ("access_token_ttl", access_token_ttl),
+            ("refresh_token_ttl", refresh_token_ttl),
+            ("session_max_age", session_max_age),
         ] {
             if value.is_zero() {
-                return Err(ConfigError(format!("{name}: must be longer than 0s")));
+                return Err(ConfigError(format!(
+                    "{}: must be longer than 0s",
+                    source(key)
+                )));
             }
         }
         let signing_alg = match get("signing_alg") {
@@ -306,7 +329,8 @@ impl Config {
         let log = get("log").map(|(_, v)| v).unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log).is_err() {
             return Err(ConfigError(format!(
-                "TOKEND_LOG: {log:?} is not a valid tracing filter"
+                "{}: {log:?} is not a valid tracing filter",
+                source("log")
             )));
         }
         let log_format = match get("log_format") {
@@ -345,9 +369,10 @@ impl Config {
         };
         let db_timeout = duration("db_timeout", "5s")?;
         if db_timeout.is_zero() {
-            return Err(ConfigError(
-                "TOKEND_DB_TIMEOUT: must be longer than 0s".to_owned(),
-            ));
+            return Err(ConfigError(format!(
+                "{}: must be longer than 0s",
+                source("db_timeout")
+            )));
         }
         let purge_retention = duration("purge_retention", "7d")?;
         let purge_interval = duration("purge_interval", "0s")?;
@@ -369,9 +394,10 @@ impl Config {
         let signin_ip_window = duration("signin_ip_window", "10m")?;
         let signin_max_delay = duration("signin_max_delay", "60s")?;
         if signin_max_delay.is_zero() {
-            return Err(ConfigError(
-                "TOKEND_SIGNIN_MAX_DELAY: must be longer than 0s".to_owned(),
-            ));
+            return Err(ConfigError(format!(
+                "{}: must be longer than 0s",
+                source("signin_max_delay")
+            )));
         }
         let trusted_proxies = match get("trusted_proxies") {
             None => Vec::new(),
@@ -448,7 +474,8 @@ fn read_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
             toml::Value::Integer(i) => i.to_string(),
             _ => {
                 return Err(ConfigError(format!(
-                    "{key} (in tokend.toml): must be a string or a number"
+                    "{key} (in {}): must be a string or a number",
+                    path.display()
                 )))
             }
         };
@@ -550,6 +577,33 @@ mod tests {
             let err = Config::from_sources(&env(&[(var, value)]), &HashMap::new()).expect_err(var);
             assert!(err.to_string().starts_with(var), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn a_bad_value_in_a_file_names_the_file_and_its_setting() {
+        let file = env(&[("access_token_ttl", "0s"), ("bind", "nowhere")]);
+        let file: HashMap<String, String> = file
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        let err = Config::from_named_sources(&HashMap::new(), &file, "/etc/tokend/bad2.toml")
+            .expect_err("0s");
+        let err = err.to_string();
+        assert!(
+            err.starts_with("access_token_ttl (in /etc/tokend/bad2.toml)")
+                || err.starts_with("bind (in /etc/tokend/bad2.toml)"),
+            "{err}"
+        );
+        assert!(!err.contains("TOKEND_"), "{err}");
+        let only_ttl: HashMap<String, String> =
+            [("access_token_ttl".to_owned(), "0s".to_owned())].into();
+        let err = Config::from_named_sources(&HashMap::new(), &only_ttl, "bad2.toml")
+            .expect_err("0s")
+            .to_string();
+        assert_eq!(
+            err,
+            "access_token_ttl (in bad2.toml): must be longer than 0s"
+        );
     }
 
     #[test]

@@ -529,3 +529,27 @@ async fn admin_commands_never_create_a_database_and_a_bad_path_fails_at_once() {
     assert_eq!(code, 0, "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_config_error_names_the_file_it_came_from() {
+    let dir = std::env::temp_dir().join(format!("tokend-conf-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("bad2.toml");
+    std::fs::write(&file, "access_token_ttl = \"0s\"\n").expect("write");
+    let path = file.to_str().expect("utf-8").to_owned();
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
+        run_cli_env(
+            "sqlite://unused.db",
+            &["--config", &path, "user", "list"],
+            None,
+            &[],
+        )
+    })
+    .await
+    .expect("cli");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("access_token_ttl (in "), "{stderr}");
+    assert!(stderr.contains("bad2.toml"), "{stderr}");
+    assert!(!stderr.contains("TOKEND_ACCESS_TOKEN_TTL"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
