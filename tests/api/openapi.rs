@@ -95,3 +95,25 @@ fn every_route_is_documented() {
         assert!(schemas.contains_key(name), "{name}");
     }
 }
+
+/// The docs name the binary one way, the one the README's set-up builds
+/// (`cargo run --release -- serve` leaves `./target/release/tokend`).
+#[test]
+fn the_docs_name_the_binary_the_readme_builds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).expect("docs") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            pages.push(path);
+        }
+    }
+    for page in pages {
+        let text = std::fs::read_to_string(&page).expect("read");
+        assert!(
+            !text.contains("target/debug/tokend"),
+            "{} points at a debug build the README never makes",
+            page.display()
+        );
+    }
+}
