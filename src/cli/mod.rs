@@ -255,6 +255,7 @@ pub async fn run(command: Command, config: Config, json_out: bool) -> anyhow::Re
                 &config.database_url,
                 crate::service::bootstrap::Purpose::Serve,
             )?;
+            crate::service::bootstrap::check_postgres_database(&config.database_url)?;
             let pool = store::Pool::new(
                 &config.database_url,
                 &store::PoolOptions {

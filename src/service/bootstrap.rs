@@ -47,6 +47,7 @@ pub enum Purpose {
 /// Opens the database and migrates it; loads the server secrets, and for `serve` the signing keys.
 pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
     check_sqlite_file(&config.database_url, purpose)?;
+    check_postgres_database(&config.database_url)?;
     let pool = Pool::new(
         &config.database_url,
         &PoolOptions {
@@ -110,6 +111,29 @@ pub(crate) fn check_sqlite_file(url: &str, purpose: Purpose) -> anyhow::Result<(
         );
     }
     Ok(())
+}
+
+/// A PostgreSQL server that answers but has no such database will not grow one by waiting: say
+/// so at once, naming the database, instead of retrying until `TOKEND_DB_TIMEOUT`. (A server
+/// that does not answer yet is waited for, as always.)
+pub(crate) fn check_postgres_database(url: &str) -> anyhow::Result<()> {
+    use diesel::Connection as _;
+    if crate::store::Backend::of_url(url) != Some(crate::store::Backend::Postgres) {
+        return Ok(());
+    }
+    match diesel::PgConnection::establish(url) {
+        Err(diesel::ConnectionError::BadConnection(why)) if why.contains("does not exist") => {
+            let database = url
+                .rsplit('/')
+                .next()
+                .and_then(|d| d.split('?').next())
+                .unwrap_or_default();
+            anyhow::bail!(
+                "the PostgreSQL database {database:?} does not exist: create it (createdb {database}) or fix TOKEND_DATABASE_URL"
+            )
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Proves a configured key-encryption key opens what is already sealed (a signing key) before

@@ -553,3 +553,37 @@ async fn a_config_error_names_the_file_it_came_from() {
     assert!(!stderr.contains("TOKEND_ACCESS_TOKEN_TTL"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_postgres_database_that_does_not_exist_fails_at_once_in_one_line() {
+    // Runs in the PostgreSQL half of the suite, where a server is known to answer.
+    let Ok(admin) = std::env::var("TOKEND_TEST_DATABASE_URL") else {
+        return;
+    };
+    if admin.is_empty() {
+        return;
+    }
+    let base = &admin[..admin.rfind('/').expect("a database in the URL")];
+    let missing = format!("{base}/tokend_missing_{}", uuid::Uuid::new_v4().simple());
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
+        run_cli_env(
+            &missing,
+            &["user", "list"],
+            None,
+            &[("TOKEND_DB_TIMEOUT", "10s")],
+        )
+    })
+    .await
+    .expect("cli");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "it did not wait for the timeout"
+    );
+    assert!(
+        stderr.contains("tokend_missing_") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
