@@ -75,10 +75,16 @@ pub fn sessions_revoked(reason: &'static str, n: u64) {
     }
 }
 
-/// A failed sign-in, by the reason its audit event records (a fixed set in the code).
-pub fn signin_failure(reason: &str) {
+/// An audit event written, by kind and reason (both fixed sets in the code, `audit::KINDS`):
+/// sign-in failures are `kind="signin_failure"`, with the reason that refused them.
+pub fn audit_event(kind: &str, reason: Option<&str>) {
     handle();
-    metrics::counter!("tokend_signin_failures_total", "reason" => reason.to_owned()).increment(1);
+    metrics::counter!(
+        "tokend_audit_events_total",
+        "kind" => kind.to_owned(),
+        "reason" => reason.unwrap_or("").to_owned()
+    )
+    .increment(1);
 }
 
 /// A sign-in (or current-password check) refused by the throttle, before any password check.

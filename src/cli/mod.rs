@@ -251,11 +251,8 @@ pub async fn run(command: Command, config: Config, json_out: bool) -> anyhow::Re
     match command {
         Command::Serve => anyhow::bail!("serve is run by main"),
         Command::Migrate => {
-            crate::service::bootstrap::check_sqlite_file(
-                &config.database_url,
-                crate::service::bootstrap::Purpose::Serve,
-            )?;
-            crate::service::bootstrap::check_postgres_database(&config.database_url)?;
+            let url = config.database_url.clone();
+            tokio::task::spawn_blocking(move || store::check_database(&url, true)).await??;
             let pool = store::Pool::new(
                 &config.database_url,
                 &store::PoolOptions {

@@ -54,7 +54,6 @@ pub async fn read<T: DeserializeOwned>(
 /// top-level password fields aside (checked exactly as received, never stored).
 fn control_character_path(value: &serde_json::Value, path: &str) -> Option<String> {
     use serde_json::Value;
-    const VERBATIM: [&str; 3] = ["password", "current_password", "new_password"];
     match value {
         Value::String(s) => s.chars().any(char::is_control).then(|| path.to_owned()),
         Value::Array(items) => items
@@ -70,7 +69,7 @@ fn control_character_path(value: &serde_json::Value, path: &str) -> Option<Strin
             };
             if name.chars().any(char::is_control) {
                 Some(here)
-            } else if path.is_empty() && VERBATIM.contains(&name.as_str()) {
+            } else if path.is_empty() && super::params::VERBATIM_FIELDS.contains(&name.as_str()) {
                 None
             } else {
                 control_character_path(v, &here)
@@ -87,9 +86,7 @@ pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     if let Some(name) =
         super::params::control_character_in(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     {
-        return Err(invalid(format!(
-            "the {name} parameter contains a control character"
-        )));
+        return Err(super::params::control_character_error(&name));
     }
     serde_urlencoded::from_str(req.query_string())
         .map_err(|e| invalid(format!("invalid query string: {e}")))

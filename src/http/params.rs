@@ -29,7 +29,7 @@ const SECRET_PARAMS: &[&str] = &[
 
 /// Fields whose value is checked exactly as received and never stored (SECURITY.md 24): the only
 /// text allowed to hold control characters.
-const VERBATIM_FIELDS: &[&str] = &["password", "current_password", "new_password"];
+pub(crate) const VERBATIM_FIELDS: &[&str] = &["password", "current_password", "new_password"];
 
 /// The first field (by name) of `pairs` whose name or value holds a control character (NUL, the
 /// other C0 and C1 codes, DEL), passwords aside. Such text is never a valid username, name, scope,

@@ -46,9 +46,7 @@ pub fn record(conn: &mut Conn, event: Event<'_>, meta: &RequestMeta) -> store::R
         "audit kind {} is missing from audit::KINDS",
         event.kind
     );
-    if event.kind == "signin_failure" {
-        crate::metrics::signin_failure(event.reason.unwrap_or("unknown"));
-    }
+    crate::metrics::audit_event(event.kind, event.reason);
     let row = AuditEvent {
         id: new_id(),
         at: store::now(),

@@ -46,8 +46,7 @@ pub enum Purpose {
 
 /// Opens the database and migrates it; loads the server secrets, and for `serve` the signing keys.
 pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
-    check_sqlite_file(&config.database_url, purpose)?;
-    check_postgres_database(&config.database_url)?;
+    crate::store::check_database(&config.database_url, purpose == Purpose::Serve)?;
     let pool = Pool::new(
         &config.database_url,
         &PoolOptions {
@@ -84,56 +83,6 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
         secrets: Arc::new(secrets),
         origins: Arc::default(),
     })
-}
-
-/// An SQLite database is a file: `serve` and `migrate` create it, but only in a directory that
-/// exists, and an admin command never creates one (run in the wrong directory, it would answer
-/// `user list` with nothing from a new empty file). Both fail at once, naming the path.
-pub(crate) fn check_sqlite_file(url: &str, purpose: Purpose) -> anyhow::Result<()> {
-    if crate::store::Backend::of_url(url) != Some(crate::store::Backend::Sqlite) {
-        return Ok(());
-    }
-    let path = std::path::Path::new(crate::store::sqlite_path(url));
-    if path.exists() {
-        return Ok(());
-    }
-    if purpose == Purpose::Admin {
-        anyhow::bail!(
-            "no database at {}: admin commands never create one; check TOKEND_DATABASE_URL, or run `tokend migrate` to create it",
-            path.display()
-        );
-    }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if dir.is_some_and(|d| !d.is_dir()) {
-        anyhow::bail!(
-            "cannot create the database {}: its directory does not exist",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-/// A PostgreSQL server that answers but has no such database will not grow one by waiting: say
-/// so at once, naming the database, instead of retrying until `TOKEND_DB_TIMEOUT`. (A server
-/// that does not answer yet is waited for, as always.)
-pub(crate) fn check_postgres_database(url: &str) -> anyhow::Result<()> {
-    use diesel::Connection as _;
-    if crate::store::Backend::of_url(url) != Some(crate::store::Backend::Postgres) {
-        return Ok(());
-    }
-    match diesel::PgConnection::establish(url) {
-        Err(diesel::ConnectionError::BadConnection(why)) if why.contains("does not exist") => {
-            let database = url
-                .rsplit('/')
-                .next()
-                .and_then(|d| d.split('?').next())
-                .unwrap_or_default();
-            anyhow::bail!(
-                "the PostgreSQL database {database:?} does not exist: create it (createdb {database}) or fix TOKEND_DATABASE_URL"
-            )
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Proves a configured key-encryption key opens what is already sealed (a signing key) before

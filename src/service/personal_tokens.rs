@@ -270,10 +270,10 @@ pub async fn revoke_named(
 /// untouched. Returns how many ended.
 pub async fn revoke_all(ctx: &Ctx, user_id: String, meta: RequestMeta) -> Result<u64> {
     ctx.write(move |conn| {
-        let scope = Scope::UserKind {
+        let scope = Scope::User {
             user_id: user_id.clone(),
-            kind: SessionKind::PersonalAccessToken.as_str().to_owned(),
             except_session: None,
+            kind: Some(SessionKind::PersonalAccessToken.as_str().to_owned()),
         };
         Ok(revoke_in_tx(conn, &scope, &user_id, None, &meta)?.sessions_revoked)
     })

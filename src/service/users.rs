@@ -171,6 +171,7 @@ pub async fn set_password(
         let scope = Scope::User {
             user_id: user_id.clone(),
             except_session,
+            kind: None,
         };
         revocation::revoke_in_tx(
             conn,
@@ -203,16 +204,10 @@ pub async fn logout_all(
         ));
     }
     ctx.write(move |conn| {
-        let scope = match kind {
-            None => Scope::User {
-                user_id: user_id.clone(),
-                except_session,
-            },
-            Some(kind) => Scope::UserKind {
-                user_id: user_id.clone(),
-                kind: kind.as_str().to_owned(),
-                except_session,
-            },
+        let scope = Scope::User {
+            user_id: user_id.clone(),
+            except_session,
+            kind: kind.map(|k| k.as_str().to_owned()),
         };
         let subject = Event {
             actor_id: actor_id.as_deref(),
@@ -301,6 +296,7 @@ pub async fn set_disabled(
             let scope = Scope::User {
                 user_id: user_id.clone(),
                 except_session: None,
+                kind: None,
             };
             revocation::revoke_in_tx(
                 conn,

@@ -30,7 +30,7 @@ pub mod users;
 
 pub use error::{Result, StoreError};
 pub use gate::WriteGate;
-pub use pool::{sqlite_path, Backend, Conn, Pool, PoolOptions, SqliteSynchronous};
+pub use pool::{check_database, sqlite_path, Backend, Conn, Pool, PoolOptions, SqliteSynchronous};
 
 /// The current time as stored: UTC, microsecond precision (what PostgreSQL keeps), so a value read
 /// back compares equal to the value written on both backends.

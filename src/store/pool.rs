@@ -277,6 +277,50 @@ fn spawn_checkpointer(path: String, gate: &WriteGate) {
     }
 }
 
+/// Fails at once, in one line naming it, on a database that waiting cannot bring: an SQLite
+/// file that is missing where `may_create` is false (an admin command run in the wrong directory
+/// would otherwise answer from a new empty file), or whose directory does not exist; a
+/// PostgreSQL database the server says does not exist. A server that does not answer yet is
+/// left to the pool's timeout. Blocking: call it off the async workers.
+pub fn check_database(url: &str, may_create: bool) -> anyhow::Result<()> {
+    match Backend::of_url(url) {
+        Some(Backend::Sqlite) => {
+            let path = std::path::Path::new(sqlite_path(url));
+            if path.exists() {
+                return Ok(());
+            }
+            if !may_create {
+                anyhow::bail!(
+                    "no database at {}: admin commands never create one; check TOKEND_DATABASE_URL, or run `tokend migrate` to create it",
+                    path.display()
+                );
+            }
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if dir.is_some_and(|d| !d.is_dir()) {
+                anyhow::bail!(
+                    "cannot create the database {}: its directory does not exist",
+                    path.display()
+                );
+            }
+            Ok(())
+        }
+        Some(Backend::Postgres) => match PgConnection::establish(url) {
+            Err(diesel::ConnectionError::BadConnection(why)) if why.contains("does not exist") => {
+                let database = url
+                    .rsplit('/')
+                    .next()
+                    .and_then(|d| d.split('?').next())
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "the PostgreSQL database {database:?} does not exist: create it (createdb {database}) or fix TOKEND_DATABASE_URL"
+                )
+            }
+            _ => Ok(()),
+        },
+        None => Ok(()),
+    }
+}
+
 impl Pool {
     /// Builds the pool without requiring the database to answer yet (it may come up later).
     pub fn new(url: &str, options: &PoolOptions) -> anyhow::Result<Pool> {

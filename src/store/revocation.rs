@@ -14,16 +14,12 @@ use crate::db;
 #[derive(Debug, Clone)]
 pub enum Scope {
     Session(String),
+    /// A user's sessions (`kind`: only those of that kind, as `POST /api/logout-all` with `kind`
+    /// and `DELETE /api/tokens` without a name ask).
     User {
         user_id: String,
         except_session: Option<String>,
-    },
-    /// A user's sessions of one kind (`POST /api/logout-all` with `kind`; `DELETE /api/tokens`
-    /// without a name is every personal token).
-    UserKind {
-        user_id: String,
-        kind: String,
-        except_session: Option<String>,
+        kind: Option<String>,
     },
     Client(String),
     /// A user's personal access tokens of one name (`DELETE /api/tokens?name=…`).
@@ -38,7 +34,7 @@ impl Scope {
     /// concurrently must be serialized with it (SECURITY.md 30), and pending codes go too.
     pub fn user_wide(&self) -> Option<&str> {
         match self {
-            Scope::User { user_id, .. } | Scope::UserKind { user_id, .. } => Some(user_id),
+            Scope::User { user_id, .. } => Some(user_id),
             _ => None,
         }
     }
@@ -65,24 +61,19 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
             .into_boxed();
         let in_scope = match scope {
             Scope::Session(id) => live.filter(sessions::id.eq(id.clone())),
-            Scope::User { user_id, except_session: None } => {
-                live.filter(sessions::user_id.eq(user_id.clone()))
-            }
-            Scope::User { user_id, except_session: Some(keep) } => live
-                .filter(sessions::user_id.eq(user_id.clone()))
-                .filter(sessions::id.ne(keep.clone())),
-            Scope::UserKind {
+            Scope::User {
                 user_id,
-                kind,
                 except_session,
+                kind,
             } => {
-                let of_kind = live
-                    .filter(sessions::user_id.eq(user_id.clone()))
-                    .filter(sessions::kind.eq(kind.clone()));
-                match except_session {
-                    Some(keep) => of_kind.filter(sessions::id.ne(keep.clone())),
-                    None => of_kind,
+                let mut of_user = live.filter(sessions::user_id.eq(user_id.clone()));
+                if let Some(keep) = except_session {
+                    of_user = of_user.filter(sessions::id.ne(keep.clone()));
                 }
+                if let Some(kind) = kind {
+                    of_user = of_user.filter(sessions::kind.eq(kind.clone()));
+                }
+                of_user
             }
             Scope::Client(client_id) => live.filter(sessions::client_id.eq(client_id.clone())),
             Scope::PersonalTokensNamed { user_id, name } => live.filter(
@@ -102,13 +93,9 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
         // opens, `authorization_code`, when the scope is one kind) or a client's.
         let pending_codes = diesel::update(auth_codes::table.filter(auth_codes::used_at.is_null()));
         match scope {
-            Scope::User { user_id, .. } => {
-                pending_codes
-                    .filter(auth_codes::user_id.eq(user_id.clone()))
-                    .set(auth_codes::used_at.eq(now))
-                    .execute(c)?;
-            }
-            Scope::UserKind { user_id, kind, .. } if kind == "authorization_code" => {
+            Scope::User { user_id, kind, .. }
+                if kind.as_deref().is_none_or(|k| k == "authorization_code") =>
+            {
                 pending_codes
                     .filter(auth_codes::user_id.eq(user_id.clone()))
                     .set(auth_codes::used_at.eq(now))
@@ -120,7 +107,7 @@ pub fn revoke(conn: &mut Conn, scope: &Scope, reason: &str, now: NaiveDateTime) 
                     .set(auth_codes::used_at.eq(now))
                     .execute(c)?;
             }
-            Scope::Session(_) | Scope::UserKind { .. } | Scope::PersonalTokensNamed { .. } => {}
+            Scope::Session(_) | Scope::User { .. } | Scope::PersonalTokensNamed { .. } => {}
         }
         let live = |at: &Option<bool>| *at == Some(true);
         Ok(Counts {

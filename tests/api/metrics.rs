@@ -79,7 +79,7 @@ async fn a_refresh_a_reuse_and_a_throttled_sign_in_move_their_counters() {
     );
     assert!(grew("tokend_signin_throttled_total", &[]) >= 1.0, "{after}");
     assert!(
-        grew("tokend_signin_failures_total", &[r#"reason="#]) >= 2.0,
+        grew("tokend_audit_events_total", &[r#"kind="signin_failure""#]) >= 2.0,
         "{after}"
     );
     assert!(
