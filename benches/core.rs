@@ -32,6 +32,13 @@ fn jwt(c: &mut Criterion) {
         client_id: "client".into(),
         scope: "account".into(),
         sid: "sid".into(),
+        status: Some(tokend::service::status_list::claim(
+            "https://issuer",
+            tokend::service::status_list::Entry {
+                list: 1,
+                idx: 123_456,
+            },
+        )),
     };
     let mut group = c.benchmark_group("jwt");
     for alg in [SigningAlg::EdDsa, SigningAlg::Es256, SigningAlg::Rs256] {

@@ -87,6 +87,8 @@ pub struct Config {
     pub purge_interval: Duration,
     /// How often a node re-reads the signing keys.
     pub key_reload_interval: Duration,
+    /// `ttl` of the status lists, and the longest a node serves a list it built earlier.
+    pub status_list_ttl: Duration,
     /// Failed sign-ins per username that are free within `signin_user_window`.
     pub signin_user_free: i64,
     pub signin_user_window: Duration,
@@ -170,6 +172,7 @@ const KEYS: &[&str] = &[
     "signin_max_delay",
     "trusted_proxies",
     "metrics_bind",
+    "status_list_ttl",
 ];
 
 /// A configuration error: always names the variable and the value's problem.
@@ -375,6 +378,13 @@ impl Config {
             )));
         }
         let purge_retention = duration("purge_retention", "7d")?;
+        let status_list_ttl = duration("status_list_ttl", "60s")?;
+        if status_list_ttl.is_zero() {
+            return Err(ConfigError(format!(
+                "{}: must be longer than 0s",
+                source("status_list_ttl")
+            )));
+        }
         let purge_interval = duration("purge_interval", "0s")?;
         let count = |key: &str, default: i64| -> Result<i64, ConfigError> {
             match get(key) {
@@ -434,6 +444,7 @@ impl Config {
             purge_retention,
             purge_interval,
             key_reload_interval: Duration::from_secs(10),
+            status_list_ttl,
             signin_user_free,
             signin_user_window,
             signin_ip_free,

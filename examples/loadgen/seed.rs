@@ -100,7 +100,20 @@ pub async fn sessions_at(
                 .map_err(|e| store::StoreError::Unexpected(e.into()))?;
             let mut rows = Vec::with_capacity(n);
             let mut out = Vec::with_capacity(n);
+            // Status-list entries as a node hands them out: blocks claimed in the database.
+            let mut block: Option<(store::status_lists::Block, i64)> = None;
             for _ in 0..n {
+                let (list, idx) = match block {
+                    Some((b, next)) if next < b.first + store::status_lists::BLOCK_SIZE => {
+                        block = Some((b, next + 1));
+                        (b.list, next)
+                    }
+                    _ => {
+                        let b = store::status_lists::claim_block(conn, now)?;
+                        block = Some((b, b.first + 1));
+                        (b.list, b.first)
+                    }
+                };
                 let id = uuid::Uuid::now_v7().to_string();
                 let expires_at = now + access_ttl;
                 let secret = RefreshSecret::generate();
@@ -126,6 +139,8 @@ pub async fn sessions_at(
                     refresh_expires_at: Some(now + chrono::TimeDelta::days(30)),
                     access_expires_at: Some(expires_at),
                     parent_session_id: None,
+                    status_list: Some(list),
+                    status_idx: Some(idx),
                 };
                 let claims = AccessClaims {
                     iss: issuer.clone(),
@@ -138,6 +153,10 @@ pub async fn sessions_at(
                     client_id: CLI_CLIENT_ID.to_owned(),
                     scope: "account".to_owned(),
                     sid: session.id.clone(),
+                    status: Some(tokend::service::status_list::claim(
+                        &issuer,
+                        tokend::service::status_list::Entry { list, idx },
+                    )),
                 };
                 let access = jwt::sign(&key, &claims)?;
                 rows.push(session);

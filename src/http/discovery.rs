@@ -42,6 +42,7 @@ pub async fn metadata(ctx: web::Data<Ctx>) -> HttpResponse {
             code_challenge_methods_supported: vec!["S256"],
             token_endpoint_auth_signing_alg_values_supported: vec![],
             access_token_signing_alg_values_supported: vec![ctx.config.signing_alg.as_str()],
+            status_list_aggregation_endpoint: format!("{issuer}/oauth/statuslists"),
         })
 }
 

@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod params;
 pub mod responses;
+pub mod status_list;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
@@ -229,6 +230,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(discovery::jwks))
             .default_service(web::to(method_not_allowed("GET"))),
     )
+    .service(get("/oauth/statuslists", status_list::aggregation))
+    .service(get("/oauth/statuslists/{list}", status_list::list))
     .service(get("/api/me", account::me))
     .service(get("/api/sessions", account::sessions))
     .service(delete("/api/sessions/{id}", account::end_session))

@@ -115,6 +115,8 @@ impl Modify for SecuritySchemes {
         super::oauth::introspect,
         super::discovery::metadata,
         super::discovery::jwks,
+        super::status_list::list,
+        super::status_list::aggregation,
         super::account::me,
         super::account::sessions,
         super::account::end_session,

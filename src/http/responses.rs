@@ -117,6 +117,15 @@ pub struct ServerMetadata {
     pub code_challenge_methods_supported: Vec<&'static str>,
     pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub access_token_signing_alg_values_supported: Vec<&'static str>,
+    /// Where every status list's uri is listed (draft-ietf-oauth-status-list, aggregation):
+    /// access tokens carry a `status` claim resource servers can check without introspection.
+    pub status_list_aggregation_endpoint: String,
+}
+
+/// `GET /oauth/statuslists`: the uri of every status list (draft-ietf-oauth-status-list).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusListAggregation {
+    pub status_lists: Vec<String>,
 }
 
 /// `GET /.well-known/jwks.json` (RFC 7517): the public keys that verify access tokens.

@@ -13,6 +13,7 @@ use super::issuing::{self, Opening, SessionKind, TokenResponse};
 use super::revocation::{self, Reason};
 use super::scope::{self, ScopeSet};
 use super::signin::{self, SignedIn};
+use super::status_list::StatusLists;
 use super::{Ctx, RequestMeta, Result, ServiceError};
 use crate::crypto::{b64url, constant_time_eq, random_bytes, sha256_hex};
 use crate::store::models::AuthCode;
@@ -127,35 +128,55 @@ pub async fn exchange(
         return Err(ServiceError::InvalidGrant(BAD_CODE.to_owned()));
     }
     let key = ctx.keys.signing_key()?;
+    let status = StatusLists::allocate(ctx).await?;
     let ctx2 = ctx.clone();
-    ctx.write(move |conn| {
-        exchange_in_tx(
-            conn,
-            &ctx2,
-            &key,
-            &client,
-            &code,
-            &redirect_uri,
-            verifier.as_deref(),
-            &meta,
-        )
-    })
-    .await?
+    let outcome = ctx
+        .write(move |conn| {
+            exchange_in_tx(
+                conn,
+                &ctx2,
+                &key,
+                &client,
+                Exchange {
+                    code: &code,
+                    redirect_uri: &redirect_uri,
+                    verifier: verifier.as_deref(),
+                    status,
+                },
+                &meta,
+            )
+        })
+        .await?;
+    if outcome.is_err() {
+        ctx.status.unused(status);
+    }
+    outcome
+}
+
+/// What the client presented, and the status-list entry of the session it would open.
+struct Exchange<'a> {
+    code: &'a str,
+    redirect_uri: &'a str,
+    verifier: Option<&'a str>,
+    status: super::status_list::Entry,
 }
 
 /// Inside one write transaction. Refusals that must stick (a used-up code, a session ended for a
 /// replayed code) are `Ok(Err(..))`, so that the transaction commits them.
-#[allow(clippy::too_many_arguments)]
 fn exchange_in_tx(
     conn: &mut Conn,
     ctx: &Ctx,
     key: &crate::crypto::keys::SigningKey,
     client: &ClientInfo,
-    code: &str,
-    redirect_uri: &str,
-    verifier: Option<&str>,
+    exchange: Exchange<'_>,
     meta: &RequestMeta,
 ) -> store::Result<Result<TokenResponse>> {
+    let Exchange {
+        code,
+        redirect_uri,
+        verifier,
+        status,
+    } = exchange;
     let refused = |why: &str| -> store::Result<Result<TokenResponse>> {
         tracing::info!(client_id = %client.client_id, why, "authorization code refused");
         Ok(Err(ServiceError::InvalidGrant(BAD_CODE.to_owned())))
@@ -240,6 +261,7 @@ fn exchange_in_tx(
             scope: &granted,
             device_name: None,
             meta,
+            status,
         },
     )?;
     store::codes::set_session(conn, &hash, &opened.session.id)?;

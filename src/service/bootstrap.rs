@@ -66,7 +66,12 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
         refresh_key: server_key(&mut conn, kek, REFRESH_KEY)?,
         csrf_key: server_key(&mut conn, kek, CSRF_KEY)?,
     };
-    let keys = KeyManager::new(config.key_encryption_key.clone(), config.access_token_ttl);
+    // A retired key verifies for as long as a token it signed can live: an access token, or a
+    // status list (which stays usable for two `ttl`s).
+    let keys = KeyManager::new(
+        config.key_encryption_key.clone(),
+        config.access_token_ttl.max(2 * config.status_list_ttl),
+    );
     if purpose == Purpose::Serve {
         keys.ensure_active(&mut conn, config.signing_alg)
             .context("loading the signing keys")?;
@@ -82,6 +87,7 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
         hasher: PasswordHasher::new(cores)?,
         secrets: Arc::new(secrets),
         origins: Arc::default(),
+        status: Arc::default(),
     })
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::clients::ClientInfo;
 use super::grant_type::GrantType;
 use super::scope::{self, ScopeSet, ADMIN};
+use super::status_list::StatusLists;
 use super::{chrono_duration, new_id, Ctx, RequestMeta, Result, ServiceError};
 use crate::crypto::jwt::{self, AccessClaims};
 use crate::crypto::keys::SigningKey;
@@ -105,6 +106,8 @@ pub(crate) fn new_session(
         refresh_expires_at: None,
         access_expires_at: None,
         parent_session_id: None,
+        status_list: None,
+        status_idx: None,
     }
 }
 
@@ -141,6 +144,15 @@ pub(crate) fn sign_access_token(
         client_id: client.client_id.clone(),
         scope: scope.to_string(),
         sid: session.id.clone(),
+        status: session
+            .status_list
+            .zip(session.status_idx)
+            .map(|(list, idx)| {
+                super::status_list::claim(
+                    &ctx.config.issuer,
+                    super::status_list::Entry { list, idx },
+                )
+            }),
     };
     Ok(SignedAccess {
         token: jwt::sign(key, &claims)?,
@@ -175,6 +187,9 @@ pub(crate) struct Opening<'a> {
     pub scope: &'a ScopeSet,
     pub device_name: Option<String>,
     pub meta: &'a RequestMeta,
+    /// The session's status-list entry ([`super::status_list::StatusLists::allocate`], before
+    /// the transaction).
+    pub status: super::status_list::Entry,
 }
 
 pub(crate) struct Opened {
@@ -210,6 +225,8 @@ pub(crate) fn open_session_in_tx(
         now,
         now + chrono_duration(lifetime),
     );
+    session.status_list = Some(opening.status.list);
+    session.status_idx = Some(opening.status.idx);
     let access = sign_access_token(ctx, key, &session, opening.client, opening.scope, now)?;
     session.access_expires_at = Some(access.expires_at);
     if chain {
@@ -246,6 +263,7 @@ pub async fn client_credentials(
     let allowed = client.scope_set().without(scope::ACCOUNT).without(ADMIN);
     let granted = scope::grant(requested.as_ref(), &allowed).map_err(ServiceError::InvalidScope)?;
     let key = ctx.keys.signing_key()?;
+    let status = StatusLists::allocate(ctx).await?;
     let ctx2 = ctx.clone();
     ctx.write(move |conn| {
         let opening = Opening {
@@ -255,6 +273,7 @@ pub async fn client_credentials(
             scope: &granted,
             device_name: None,
             meta: &meta,
+            status,
         };
         Ok(open_session_in_tx(conn, &ctx2, &key, opening)?.response)
     })

@@ -21,7 +21,8 @@ const KIDS_REMEMBERED: usize = 1024;
 pub struct KeyManager {
     current: RwLock<Arc<KeySet>>,
     kek: Option<KeyEncryptionKey>,
-    /// How long a retired key keeps verifying: the longest an access token it signed can live.
+    /// How long a retired key keeps verifying (and stays in the JWKS): the longest anything it
+    /// signed can be used (an access token, a status list), plus leeway.
     verify_window: Duration,
     /// When each recently seen unknown `kid` last forced a reload.
     unknown_kids: Mutex<std::collections::HashMap<String, Instant>>,
@@ -31,11 +32,12 @@ pub struct KeyManager {
 }
 
 impl KeyManager {
-    pub fn new(kek: Option<KeyEncryptionKey>, access_token_ttl: Duration) -> KeyManager {
+    /// `longest_use`: the longest a token signed by a key can be used.
+    pub fn new(kek: Option<KeyEncryptionKey>, longest_use: Duration) -> KeyManager {
         KeyManager {
             current: RwLock::new(Arc::new(KeySet::default())),
             kek,
-            verify_window: access_token_ttl + Duration::from_secs(LEEWAY_SECONDS + 60),
+            verify_window: longest_use + Duration::from_secs(LEEWAY_SECONDS + 60),
             unknown_kids: Mutex::default(),
             last_forced_reload: tokio::sync::Mutex::new(None),
         }

@@ -18,6 +18,7 @@ pub mod revocation;
 pub mod scope;
 pub mod sessions;
 pub mod signin;
+pub mod status_list;
 pub mod throttle;
 pub mod users;
 pub mod validation;
@@ -40,6 +41,8 @@ pub struct Ctx {
     pub secrets: Arc<ServerSecrets>,
     /// Browser origins registered by clients (CORS).
     pub origins: Arc<origins::OriginCache>,
+    /// This node's status-list entries and the lists it built.
+    pub status: Arc<status_list::StatusLists>,
 }
 
 /// The HMAC keys kept in `server_secrets` (sealed at rest when a key-encryption key is set), each

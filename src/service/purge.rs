@@ -77,7 +77,12 @@ pub async fn run(
     actor_id: Option<String>,
     meta: super::RequestMeta,
 ) -> Result<Report> {
-    let retention = ctx.config.purge_retention;
+    // An ended session's row also holds its status-list entry at 1: it stays at least until the
+    // last access token issued before the end has expired, whatever the retention says.
+    let retention = ctx.config.purge_retention.max(
+        ctx.config.access_token_ttl
+            + std::time::Duration::from_secs(crate::crypto::jwt::LEEWAY_SECONDS),
+    );
     ctx.db(move |conn| {
         let report = run_blocking(conn, retention, dry_run)?;
         if !dry_run {

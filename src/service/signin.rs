@@ -212,38 +212,45 @@ pub async fn password(
     let allowed = allowed_scopes(&client, &signed_in.user);
     let granted = scope::grant(requested.as_ref(), &allowed).map_err(ServiceError::InvalidScope)?;
     let key = ctx.keys.signing_key()?;
+    let status = super::status_list::StatusLists::allocate(ctx).await?;
     let ctx2 = ctx.clone();
-    ctx.write(move |conn| {
-        if let Err(refused) = confirm_in_tx(conn, &signed_in, &client, &meta)? {
-            return Ok(Err(refused));
-        }
-        let user = &signed_in.user;
-        let opened = issuing::open_session_in_tx(
-            conn,
-            &ctx2,
-            &key,
-            issuing::Opening {
-                user: Some(user),
-                client: &client,
-                kind: SessionKind::Password,
-                scope: &granted,
-                device_name,
-                meta: &meta,
-            },
-        )?;
-        audit::record(
-            conn,
-            Event {
-                kind: "signin_success",
-                reason: Some("password_grant"),
-                user_id: Some(&user.id),
-                session_id: Some(&opened.session.id),
-                client_id: Some(&client.client_id),
-                ..Default::default()
-            },
-            &meta,
-        )?;
-        Ok(Ok(opened.response))
-    })
-    .await?
+    let outcome = ctx
+        .write(move |conn| {
+            if let Err(refused) = confirm_in_tx(conn, &signed_in, &client, &meta)? {
+                return Ok(Err(refused));
+            }
+            let user = &signed_in.user;
+            let opened = issuing::open_session_in_tx(
+                conn,
+                &ctx2,
+                &key,
+                issuing::Opening {
+                    user: Some(user),
+                    client: &client,
+                    kind: SessionKind::Password,
+                    scope: &granted,
+                    device_name,
+                    meta: &meta,
+                    status,
+                },
+            )?;
+            audit::record(
+                conn,
+                Event {
+                    kind: "signin_success",
+                    reason: Some("password_grant"),
+                    user_id: Some(&user.id),
+                    session_id: Some(&opened.session.id),
+                    client_id: Some(&client.client_id),
+                    ..Default::default()
+                },
+                &meta,
+            )?;
+            Ok(Ok(opened.response))
+        })
+        .await?;
+    if outcome.is_err() {
+        ctx.status.unused(status);
+    }
+    outcome
 }

@@ -25,6 +25,7 @@ pub mod purge;
 pub mod revocation;
 pub mod schema;
 pub mod sessions;
+pub mod status_lists;
 pub mod throttle;
 pub mod users;
 
@@ -43,7 +44,7 @@ pub fn now() -> chrono::NaiveDateTime {
 
 /// Every table of the schema (the migrations' own bookkeeping aside): what tests and the load
 /// benchmark count to show that an operation grew nothing it should not.
-pub const TABLES: [&str; 9] = [
+pub const TABLES: [&str; 10] = [
     "users",
     "clients",
     "sessions",
@@ -53,4 +54,5 @@ pub const TABLES: [&str; 9] = [
     "audit_events",
     "login_attempts",
     "server_secrets",
+    "status_list_blocks",
 ];

@@ -68,6 +68,10 @@ pub struct Session {
     /// The session that created this one (a personal token's creator): it ends with it when that
     /// one ends for theft.
     pub parent_session_id: Option<String>,
+    /// The session's entry in a status list (list number, index): its bit turns 1 when the
+    /// session is revoked. `None` for personal access tokens, which are not JWTs.
+    pub status_list: Option<i64>,
+    pub status_idx: Option<i64>,
 }
 
 impl Session {

@@ -98,6 +98,16 @@ diesel::table! {
         refresh_expires_at -> Nullable<Timestamp>,
         access_expires_at -> Nullable<Timestamp>,
         parent_session_id -> Nullable<Text>,
+        status_list -> Nullable<BigInt>,
+        status_idx -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    status_list_blocks (list, block) {
+        list -> BigInt,
+        block -> BigInt,
+        claimed_at -> Timestamp,
     }
 }
 
@@ -142,5 +152,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_secrets,
     sessions,
     signing_keys,
+    status_list_blocks,
     users,
 );

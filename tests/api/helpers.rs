@@ -430,8 +430,16 @@ impl TestApp {
 
     /// Rows in every table of the schema, by table name (to show what an operation grew).
     pub async fn row_counts(&self) -> std::collections::BTreeMap<String, i64> {
-        self.db(|c| {
-            let tables = tokend::store::TABLES;
+        self.row_counts_of(&tokend::store::TABLES).await
+    }
+
+    /// Rows in these tables, by table name.
+    pub async fn row_counts_of(
+        &self,
+        tables: &[&'static str],
+    ) -> std::collections::BTreeMap<String, i64> {
+        let tables = tables.to_vec();
+        self.db(move |c| {
             let mut counts = std::collections::BTreeMap::new();
             for table in tables {
                 #[derive(diesel::QueryableByName)]

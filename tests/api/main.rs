@@ -26,6 +26,7 @@ mod refresh;
 mod revocation;
 mod schema;
 mod security;
+mod status_list;
 mod throttle;
 mod token_endpoint;
 mod write_gate;

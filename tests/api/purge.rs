@@ -191,6 +191,8 @@ async fn purge_works_in_batches_larger_than_one() {
                     refresh_expires_at: None,
                     access_expires_at: Some(old),
                     parent_session_id: None,
+                    status_list: None,
+                    status_idx: None,
                 };
                 tokend::store::sessions::insert(conn, &session)?;
             }

@@ -159,7 +159,7 @@ async fn upgrading_from_token_rows_ends_v1_sessions_and_keeps_everything_else() 
     let (signed_in2, ended2) = (signed_in.clone(), ended_before.clone());
     tokio::task::spawn_blocking(move || {
         // Back past every migration since 0.1: the newest first, storage v2 last.
-        for expected in ["20261206010000", "20261206000000"] {
+        for expected in ["20261206020000", "20261206010000", "20261206000000"] {
             assert_eq!(pool.revert_last().expect("revert"), expected);
         }
         let mut conn = pool.get().expect("connection");
@@ -184,13 +184,25 @@ async fn upgrading_from_token_rows_ends_v1_sessions_and_keeps_everything_else() 
     })
     .await
     .expect("task");
-    let before = app.row_counts().await;
+    // The tables 0.1 had.
+    let v1_tables = [
+        "users",
+        "clients",
+        "sessions",
+        "personal_access_tokens",
+        "auth_codes",
+        "signing_keys",
+        "audit_events",
+        "login_attempts",
+        "server_secrets",
+    ];
+    let before = app.row_counts_of(&v1_tables).await;
 
     let pool = app.ctx.pool.clone();
     let applied = tokio::task::spawn_blocking(move || pool.migrate().expect("upgrade"))
         .await
         .expect("task");
-    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert_eq!(applied.len(), 3, "{applied:?}");
 
     // The live v1 sign-in ended with its reason and one audit event; nothing else did.
     let session = app.session(&signed_in).await;
@@ -217,7 +229,7 @@ async fn upgrading_from_token_rows_ends_v1_sessions_and_keeps_everything_else() 
     );
 
     // Users, clients, keys, personal tokens, audit events and throttling state survive.
-    let after = app.row_counts().await;
+    let after = app.row_counts_of(&v1_tables).await;
     for table in [
         "users",
         "clients",
