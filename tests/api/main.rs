@@ -23,6 +23,7 @@ mod personal_tokens;
 mod purge;
 mod races;
 mod refresh;
+mod resource_server;
 mod revocation;
 mod schema;
 mod security;
