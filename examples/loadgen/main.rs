@@ -12,7 +12,8 @@
 //! Scenarios: `login` (password grant), `refresh` (each worker rotates its own session's chain,
 //! always with the newest token), `introspect`, `bearer` (`GET /api/me`), `logout-all` (one user
 //! with 10,000 live sessions, one request, then every session must be refused), `mixed` (refreshes
-//! while `--logins` concurrent sign-ins run).
+//! while `--logins` concurrent sign-ins run), `statuslist` (`GET` of a status list of 1,048,576
+//! entries with 1 % revoked, as resource servers fetch it).
 //!
 //! Each scenario gets a fresh database (SQLite in a temp dir; PostgreSQL: a database created on
 //! `--pg-admin` and dropped afterwards) and a fresh server: this program re-executed with the
@@ -143,6 +144,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
                 Scenario::Bearer,
                 Scenario::LogoutAll,
                 Scenario::Mixed,
+                Scenario::StatusList,
             ]
             .into_iter()
             .map(|s| (s, chosen))
@@ -176,7 +178,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         name => {
             let scenario = Scenario::parse(name).ok_or_else(|| {
                 anyhow::anyhow!(
-                    "unknown scenario {name:?}: login, refresh, introspect, bearer, logout-all, mixed, all, plot"
+                    "unknown scenario {name:?}: login, refresh, introspect, bearer, logout-all, mixed, statuslist, all, plot"
                 )
             })?;
             let c = opts

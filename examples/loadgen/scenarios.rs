@@ -21,6 +21,8 @@ pub enum Scenario {
     Bearer,
     LogoutAll,
     Mixed,
+    /// `GET` of a status list of 1,048,576 entries (1 % revoked), as resource servers fetch it.
+    StatusList,
 }
 
 impl Scenario {
@@ -32,6 +34,7 @@ impl Scenario {
             "bearer" => Scenario::Bearer,
             "logout-all" => Scenario::LogoutAll,
             "mixed" => Scenario::Mixed,
+            "statuslist" => Scenario::StatusList,
             _ => return None,
         })
     }
@@ -44,6 +47,7 @@ impl Scenario {
             Scenario::Bearer => "bearer",
             Scenario::LogoutAll => "logout-all",
             Scenario::Mixed => "mixed",
+            Scenario::StatusList => "statuslist",
         }
     }
 
@@ -51,7 +55,7 @@ impl Scenario {
         match self {
             Scenario::Login => 8,
             Scenario::Refresh | Scenario::Mixed => 16,
-            Scenario::Introspect | Scenario::Bearer => 32,
+            Scenario::Introspect | Scenario::Bearer | Scenario::StatusList => 32,
             Scenario::LogoutAll => 1,
         }
     }
@@ -239,6 +243,37 @@ pub async fn run(
             })
             .await
         }
+        Scenario::StatusList => {
+            // A list of 1,048,576 entries with 1 % revoked at random, as resource servers fetch
+            // it: the node builds it once per ttl and serves that copy.
+            let revoked = seed::revoke_share_of_list(&ctx, 1).await?;
+            let uri = format!("{}/oauth/statuslists/1", shared.base);
+            let first = shared.http.get(&uri).send().await?.bytes().await?;
+            note = format!(
+                "list of 1,048,576 entries, {revoked} revoked: {} bytes",
+                first.len()
+            );
+            let s = shared.clone();
+            load::run(vec![(); concurrency], warmup, duration, move |()| {
+                let s = s.clone();
+                let uri = uri.clone();
+                async move {
+                    let r = s
+                        .http
+                        .get(&uri)
+                        .header("accept", "application/statuslist+jwt")
+                        .send()
+                        .await;
+                    let outcome = match load::expect(r, 200).await {
+                        Ok(body) if body.as_ref().len() > 1000 => Ok(()),
+                        Ok(_) => Err("a status list shorter than expected".to_owned()),
+                        Err(e) => Err(e),
+                    };
+                    ((), outcome)
+                }
+            })
+            .await
+        }
         Scenario::Introspect => {
             let states = workers.iter().map(|t| t.access.clone()).collect();
             let s = shared.clone();
@@ -360,6 +395,11 @@ pub async fn run(
             ceiling.refresh_rate,
             "≥ 3,000/s, RSS ≤ 64 MiB".to_owned(),
             rate >= 3000.0 && peak.is_none_or(|m| m <= 64.0),
+        ),
+        (Scenario::StatusList, _) => (
+            ceiling.validation_rate,
+            "≥ 10,000/s".to_owned(),
+            rate >= 10_000.0,
         ),
         (Scenario::Introspect | Scenario::Bearer, _) => (
             ceiling.validation_rate,

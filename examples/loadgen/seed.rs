@@ -50,6 +50,46 @@ pub async fn user(ctx: &Ctx, username: &str) -> anyhow::Result<String> {
 }
 
 /// A confidential client that may introspect: (client_id, client_secret).
+/// Fills list 1 past the seeded sessions' block with revoked sessions at `percent` of its
+/// entries, at random; returns how many.
+pub async fn revoke_share_of_list(ctx: &Ctx, percent: i64) -> anyhow::Result<i64> {
+    use diesel::connection::SimpleConnection as _;
+    let last = store::status_lists::LIST_SIZE - 1;
+    let first = store::status_lists::BLOCK_SIZE * 64;
+    let added = ctx
+        .pool
+        .run(move |conn| {
+            let (series, pick, cat) = match conn {
+                store::Conn::Sqlite(..) => (
+                    format!("WITH RECURSIVE n(i) AS (SELECT {first} UNION ALL SELECT i + 1 FROM n WHERE i < {last}) SELECT i FROM n"),
+                    format!("abs(random()) % 100 < {percent}"),
+                    "'revoked-' || i",
+                ),
+                store::Conn::Postgres(_) => (
+                    format!("SELECT i FROM generate_series({first}, {last}) AS g(i)"),
+                    format!("random() * 100 < {percent}"),
+                    "'revoked-' || i::text",
+                ),
+            };
+            let at = "'2020-01-01 00:00:00'";
+            let sql = format!(
+                "INSERT INTO sessions (id, user_id, client_id, kind, scope, created_at, last_used_at, expires_at,
+                                       revoked_at, revoked_reason, refresh_generation, status_list, status_idx)
+                 SELECT {cat}, NULL, '{CLI_CLIENT_ID}', 'client_credentials', '', {at}, {at}, {at}, {at}, 'logout', 0, 1, i
+                   FROM ({series}) s WHERE {pick};
+                 INSERT INTO status_list_blocks (list, block, claimed_at)
+                 SELECT DISTINCT 1, status_idx / {block}, {at} FROM sessions
+                  WHERE status_list = 1 AND status_idx >= {first}
+                 ON CONFLICT DO NOTHING",
+                block = store::status_lists::BLOCK_SIZE
+            );
+            conn.write(|conn| Ok(tokend::db!(conn, c => c.batch_execute(&sql))?))?;
+            store::status_lists::revoked_indices(conn, 1).map(|v| v.len() as i64)
+        })
+        .await?;
+    Ok(added)
+}
+
 pub async fn introspection_client(ctx: &Ctx) -> anyhow::Result<(String, String)> {
     let created = ctx
         .pool
