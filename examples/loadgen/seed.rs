@@ -71,7 +71,10 @@ pub async fn revoke_share_of_list(ctx: &Ctx, percent: i64) -> anyhow::Result<i64
                     "'revoked-' || i::text",
                 ),
             };
-            let at = "'2020-01-01 00:00:00'";
+            let at = match conn {
+                store::Conn::Sqlite(..) => "'2020-01-01 00:00:00'",
+                store::Conn::Postgres(_) => "TIMESTAMP '2020-01-01 00:00:00'",
+            };
             let sql = format!(
                 "INSERT INTO sessions (id, user_id, client_id, kind, scope, created_at, last_used_at, expires_at,
                                        revoked_at, revoked_reason, refresh_generation, status_list, status_idx)
