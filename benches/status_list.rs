@@ -80,7 +80,9 @@ fn revoke_share(conn: &mut Conn, percent: i64) {
     );
     tokend::db!(conn, c => c.batch_execute(&sql)).expect("revoke");
     if let Conn::Postgres(c) = conn {
-        (**c).batch_execute("VACUUM ANALYZE sessions").expect("analyze");
+        (**c)
+            .batch_execute("VACUUM ANALYZE sessions")
+            .expect("analyze");
     }
 }
 
@@ -106,8 +108,14 @@ fn main() {
     let generated = generate(SigningAlg::EdDsa).expect("key");
     let key = SigningKey::from_pem(&generated.kid, SigningAlg::EdDsa, &generated.private_pem)
         .expect("key");
-    let backend = if cleanup.is_some() { "PostgreSQL" } else { "SQLite" };
-    println!("| backend | revoked | build median | build worst | query | list claims (≈ lst) | JWT |");
+    let backend = if cleanup.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!(
+        "| backend | revoked | build median | build worst | query | list claims (≈ lst) | JWT |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for percent in [0, 1, 10, 50] {
         revoke_share(&mut conn, percent);
@@ -119,8 +127,9 @@ fn main() {
             let revoked =
                 tokend::store::status_lists::revoked_indices(&mut conn, 1).expect("query");
             queries.push(started.elapsed());
-            let built = status_list::build(&key, "https://issuer", 1, &revoked, Duration::from_secs(60))
-                .expect("build");
+            let built =
+                status_list::build(&key, "https://issuer", 1, &revoked, Duration::from_secs(60))
+                    .expect("build");
             builds.push(started.elapsed());
             assert!(revoked.len() as i64 <= LIST_SIZE * (percent + 1) / 100);
             let claims = built.jwt.split('.').nth(1).expect("claims").len();

@@ -43,7 +43,9 @@ impl Verifier {
     /// to it (after a rotation).
     async fn key(&self, kid: &str) -> Result<DecodingKey, Refusal> {
         let cached = self.jwks.lock().map_err(|_| "poisoned")?.clone();
-        let fresh = cached.as_ref().is_some_and(|(until, _)| Instant::now() < *until);
+        let fresh = cached
+            .as_ref()
+            .is_some_and(|(until, _)| Instant::now() < *until);
         let jwks = match cached {
             Some((_, set)) if fresh && set.find(kid).is_some() => set,
             _ => {
@@ -84,7 +86,10 @@ impl Verifier {
                 return Ok(bits.clone());
             }
         }
-        let request = self.http.get(uri).header("accept", "application/statuslist+jwt");
+        let request = self
+            .http
+            .get(uri)
+            .header("accept", "application/statuslist+jwt");
         let response = request.send().await.map_err(|_| "no status list")?;
         if !response.status().is_success() {
             return Err("no status list");
@@ -134,12 +139,17 @@ impl Verifier {
 }
 
 async fn hello(verifier: web::Data<Verifier>, req: HttpRequest) -> HttpResponse {
-    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let header = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
     let Some(token) = header.and_then(|v| v.strip_prefix("Bearer ")) else {
         return HttpResponse::Unauthorized().json(json!({"error": "invalid_token"}));
     };
     match verifier.check(token).await {
-        Ok(claims) => HttpResponse::Ok().json(json!({"sub": claims["sub"], "scope": claims["scope"]})),
+        Ok(claims) => {
+            HttpResponse::Ok().json(json!({"sub": claims["sub"], "scope": claims["scope"]}))
+        }
         Err(why) => {
             let body = json!({"error": "invalid_token", "error_description": why});
             HttpResponse::Unauthorized().json(body)
@@ -150,7 +160,9 @@ async fn hello(verifier: web::Data<Verifier>, req: HttpRequest) -> HttpResponse 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let issuer = std::env::var("TOKEND_ISSUER").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
-    let bind = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8081".into());
+    let bind = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8081".into());
     let verifier = web::Data::new(Verifier {
         issuer: issuer.trim_end_matches('/').to_owned(),
         http: reqwest::Client::new(),
@@ -158,7 +170,9 @@ async fn main() -> std::io::Result<()> {
         lists: Mutex::new(HashMap::new()),
     });
     let server = HttpServer::new(move || {
-        App::new().app_data(verifier.clone()).route("/hello", web::get().to(hello))
+        App::new()
+            .app_data(verifier.clone())
+            .route("/hello", web::get().to(hello))
     })
     .workers(1)
     .bind(bind)?;

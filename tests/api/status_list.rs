@@ -420,3 +420,31 @@ async fn upgrading_gives_live_sessions_entries_and_new_sign_ins_follow_them() {
     assert_eq!(uri, node.url("/oauth/statuslists/1"));
     assert!(upgraded.contains(&(idx as i64)));
 }
+
+#[tokio::test]
+async fn blocks_claimed_at_the_same_moment_are_all_different() {
+    let a = spawn_app().await;
+    let b = spawn_on(a.db.clone(), |_| {}).await;
+    for _ in 0..race_trials() {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let claims = (0..8).map(|i| {
+            let pool = if i % 2 == 0 { &a } else { &b }.ctx.pool.clone();
+            let barrier = barrier.clone();
+            async move {
+                pool.run(move |conn| {
+                    barrier.wait();
+                    tokend::store::status_lists::claim_block(conn, tokend::store::now())
+                })
+                .await
+            }
+        });
+        let claimed: Vec<_> = futures_util::future::join_all(claims)
+            .await
+            .into_iter()
+            .map(|r| r.expect("a block"))
+            .collect();
+        let distinct: std::collections::BTreeSet<_> =
+            claimed.iter().map(|b| (b.list, b.first)).collect();
+        assert_eq!(distinct.len(), claimed.len(), "{claimed:?}");
+    }
+}
