@@ -126,3 +126,16 @@ pub fn sqlite_write_lock_wait(waited: Duration) {
     handle();
     metrics::histogram!("tokend_sqlite_write_lock_wait_seconds").record(waited.as_secs_f64());
 }
+
+/// A status list built (once per list per `ttl` on a node): how long the query, zlib and the
+/// signature took together.
+pub fn status_list_built(took: Duration) {
+    handle();
+    metrics::histogram!("tokend_status_list_build_seconds").record(took.as_secs_f64());
+}
+
+/// A block of status-list entries claimed by this node.
+pub fn status_list_block_claimed() {
+    handle();
+    metrics::counter!("tokend_status_list_blocks_claimed_total").increment(1);
+}

@@ -121,6 +121,7 @@ impl StatusLists {
             return Ok(entry);
         }
         let block = store::status_lists::claim_block(conn, store::now())?;
+        crate::metrics::status_list_block_claimed();
         {
             let mut newest = self.newest.lock();
             newest.0 = newest.0.max(block.list);
@@ -155,6 +156,7 @@ impl StatusLists {
                 Ok(build(&key, &issuer, list, &revoked, ttl)?)
             })
             .await?;
+        crate::metrics::status_list_built(built.built.elapsed());
         let built = Arc::new(built);
         lists.built.write().insert(list, built.clone());
         Ok(Some(built))

@@ -149,3 +149,37 @@ async fn tokend_metrics_bind_moves_metrics_off_the_main_listener() {
     assert_eq!(own.status(), StatusCode::OK);
     assert!(own.text().await.expect("body").contains("tokend_"));
 }
+
+#[tokio::test]
+async fn a_status_list_build_and_a_block_claim_are_counted() {
+    let app = spawn_app().await;
+    let before = scrape(&app).await;
+    let t = app.login("admin", ADMIN_PASSWORD).await;
+    let uri = claims(&t.access)["status"]["status_list"]["uri"]
+        .as_str()
+        .expect("uri")
+        .to_owned();
+    for _ in 0..3 {
+        let response = app.http.get(&uri).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let after = scrape(&app).await;
+    let grew =
+        |name: &str, labels: &[&str]| sample(&after, name, labels) - sample(&before, name, labels);
+    // The recorder is process-wide and other tests run alongside: at least this test's own.
+    assert!(
+        grew("tokend_status_list_blocks_claimed_total", &[]) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        grew("tokend_status_list_build_seconds_count", &[]) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        grew(
+            "tokend_http_requests_total",
+            &[r#"route="/oauth/statuslists/{list}""#, r#"status="200""#]
+        ) >= 3.0,
+        "{after}"
+    );
+}
