@@ -73,7 +73,8 @@ pub fn newest_list(conn: &mut Conn) -> Result<Option<i64>> {
         .get_result::<Option<i64>>(c))?)
 }
 
-/// The indices of `list`'s revoked entries, from the partial index that holds only those.
+/// The indices of `list`'s revoked entries, read from `sessions_revoked_at_idx` alone (it holds
+/// only ended sessions, with their entries).
 pub fn revoked_indices(conn: &mut Conn, list: i64) -> Result<Vec<i64>> {
     Ok(db!(conn, c => sessions::table
         .select(sessions::status_idx.assume_not_null())

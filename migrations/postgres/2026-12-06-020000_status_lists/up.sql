@@ -3,12 +3,15 @@
 -- session is revoked (docs/revocation.md, "Revocation at resource servers").
 ALTER TABLE sessions ADD COLUMN status_list BIGINT;
 ALTER TABLE sessions ADD COLUMN status_idx BIGINT;
--- One session per entry; entries are never reused (an ended session's entry stays taken).
-CREATE UNIQUE INDEX sessions_status_entry_idx ON sessions (status_list, status_idx)
-    WHERE status_list IS NOT NULL;
--- Building a list reads only its revoked entries, from the index alone.
-CREATE INDEX sessions_status_revoked_idx ON sessions (status_list, status_idx)
-    WHERE revoked_at IS NOT NULL AND status_list IS NOT NULL;
+-- Building a list reads the revoked entries from the index purge already uses, which holds only
+-- ended sessions, now carrying the entry too: a sign-in adds nothing to any index, and a
+-- revocation costs what it did (one entry in this one partial index), where a second index on the
+-- entry would cost every revoked session one more index write (on PostgreSQL a revocation is never
+-- a HOT update). No unique index on the entry either, for the same reason: entries are unique
+-- because blocks are (status_list_blocks' primary key) and a node hands out a block's entries one
+-- by one from memory.
+DROP INDEX sessions_revoked_at_idx;
+CREATE INDEX sessions_revoked_at_idx ON sessions (revoked_at) INCLUDE (status_list, status_idx) WHERE revoked_at IS NOT NULL;
 
 -- Entries are handed out in blocks of 1,024: a node claims a block with one insert, then gives
 -- its entries to its sign-ins from memory, so no sign-in locks a shared counter row.
