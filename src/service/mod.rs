@@ -97,6 +97,14 @@ impl Ctx {
     }
 }
 
+/// A value someone gave, quoted for an error message: escaped, and cut after 100 characters.
+pub fn shown(value: &str) -> String {
+    match value.char_indices().nth(100) {
+        Some((end, _)) => format!("{:?}…", &value[..end]),
+        None => format!("{value:?}"),
+    }
+}
+
 /// Who is asking, for the audit trail and the session list.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {

@@ -740,3 +740,70 @@ async fn a_rotation_without_the_key_encryption_key_is_refused_once_the_secrets_a
         "the new key is sealed"
     );
 }
+
+/// Issue 15 point 11: a validation error says what was wrong and what a valid value looks like;
+/// a value the command cannot parse is bad usage (exit 2), one the operation refuses exits 1, and
+/// neither changes anything.
+#[tokio::test]
+async fn cli_validation_errors_show_a_valid_value() {
+    let app = spawn_app().await;
+    let refused = [
+        (
+            vec!["client", "create", "spa", "--public", "--grant", "authorization_code", "--redirect-uri", "notauri"],
+            "redirect_uris: \"notauri\" is not an absolute URI without a fragment, e.g. https://app.example/callback",
+        ),
+        (
+            vec!["client", "create", "spa", "--public", "--grant", "password", "--origin", "https://app.example/path"],
+            "allowed_origins: \"https://app.example/path\" is not an origin (http or https, a host, an optional port, no path), e.g. https://app.example or http://127.0.0.1:5173",
+        ),
+        (
+            vec!["client", "create", "api", "--grant", "implicit"],
+            "grant_types: \"implicit\" is not a grant type (one of authorization_code, password, refresh_token, client_credentials)",
+        ),
+        (
+            vec!["client", "create", "api", "--scope", "read write"],
+            "scopes: \"read write\" is not one scope (one scope per value), e.g. read",
+        ),
+        (
+            vec!["client", "create", "api", "--audience", "two words"],
+            "audiences: \"two words\" is not an audience (one value without spaces, up to 2000 bytes), e.g. https://api.example",
+        ),
+        (
+            vec!["user", "create", "bad name"],
+            "username: \"bad name\" is not a username (1 to 64 letters, digits, '.', '_', '@' or '-'), e.g. alice or alice.smith@example.com",
+        ),
+    ];
+    let before = app.row_counts().await;
+    for (args, message) in &refused {
+        let (code, stdout, stderr) = app.cli(args, None).await;
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert_eq!(
+            stderr.trim(),
+            format!("tokend: error: {message}"),
+            "{args:?}"
+        );
+    }
+    let usage = [
+        (vec!["audit", "--limit", "0"], "\"0\" is not a whole number from 1 to 1000, e.g. --limit 100"),
+        (
+            vec!["session", "end", "not-a-session"],
+            "\"not-a-session\" is not a session id; one looks like 01a200c7-8d73-7751-ac07-e54806b61a2a",
+        ),
+        (
+            vec!["client", "delete", "no such client"],
+            "\"no such client\" is not a client id (letters, digits, '-', '_' and '.'), e.g. tokend-cli",
+        ),
+        (
+            vec!["user", "logout-all", "admin", "--kind", "client_credentials"],
+            "\"client_credentials\" is not a session kind; one of password, authorization_code, personal_access_token, e.g. --kind personal_access_token",
+        ),
+    ];
+    for (args, message) in &usage {
+        let (code, _, stderr) = app.cli(args, None).await;
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(stderr.contains("--help"), "{args:?}: {stderr}");
+    }
+    assert_eq!(app.row_counts().await, before, "nothing changed");
+}
