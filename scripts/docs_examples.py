@@ -111,14 +111,15 @@ def parse(path: str) -> Doc:
         if m:
             kind, rest = m.group(1), m.group(2)
             body = [rest]
+            first = i + 1
             while "-->" not in body[-1]:
                 i += 1
                 if i >= len(lines):
-                    doc.errors.append(f"{path}:{m.start() + 1}: unterminated docs-run marker")
+                    doc.errors.append(f"{path}:{first}: unterminated docs-run marker")
                     return doc
                 body.append(lines[i])
             body[-1] = body[-1][: body[-1].index("-->")]
-            start = i - len(body) + 2
+            start = first
             if kind == "skip":
                 pending_skip = (start, body[0].strip())
                 if not pending_skip[1]:
