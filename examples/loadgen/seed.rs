@@ -138,6 +138,9 @@ pub async fn sessions_at(
         .pool
         .run(move |conn| {
             let now = store::now();
+            let secrets = ctx2.secrets.clone().ok_or_else(|| {
+                store::StoreError::Unexpected(anyhow::anyhow!("the server secrets are not loaded"))
+            })?;
             let issuer = ctx2.config.issuer.clone();
             let access_ttl = chrono::TimeDelta::from_std(ctx2.config.access_token_ttl)
                 .map_err(|e| store::StoreError::Unexpected(e.into()))?;
@@ -160,7 +163,7 @@ pub async fn sessions_at(
                 let id = uuid::Uuid::now_v7().to_string();
                 let expires_at = now + access_ttl;
                 let secret = RefreshSecret::generate();
-                let refresh = refresh::mint(&ctx2.secrets.refresh_key, &id, refreshed, &secret)
+                let refresh = refresh::mint(&secrets.refresh_key, &id, refreshed, &secret)
                     .ok_or_else(|| store::StoreError::Unexpected(anyhow::anyhow!("mint")))?;
                 let session = Session {
                     id,

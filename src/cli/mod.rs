@@ -64,7 +64,7 @@ pub enum Command {
         #[arg(long, value_parser = parse_audit_kind)]
         kind: Option<String>,
         /// How many events, newest first (1 to 1000)
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=1000))]
+        #[arg(long, default_value_t = 50, value_parser = parse_limit)]
         limit: i64,
     },
 }
@@ -85,8 +85,52 @@ fn parse_session_kind(value: &str) -> Result<crate::service::issuing::SessionKin
     SessionKind::parse(value)
         .filter(|k| *k != SessionKind::ClientCredentials)
         .ok_or_else(|| {
-            format!("{value:?}: expected password, authorization_code or personal_access_token")
+            format!(
+                "{} is not a session kind; one of password, authorization_code, personal_access_token, e.g. --kind personal_access_token",
+                crate::service::shown(value)
+            )
         })
+}
+
+fn parse_limit(value: &str) -> Result<i64, String> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "{} is not a whole number from 1 to 1000, e.g. --limit 100",
+                crate::service::shown(value)
+            )
+        })
+}
+
+/// A session id is a UUID (`tokend user sessions NAME` lists them).
+fn parse_session_id(value: &str) -> Result<String, String> {
+    match uuid::Uuid::try_parse(value) {
+        Ok(id) if id.hyphenated().to_string() == value => Ok(value.to_owned()),
+        _ => Err(format!(
+            "{} is not a session id; one looks like 01a200c7-8d73-7751-ac07-e54806b61a2a (tokend user sessions NAME lists them)",
+            crate::service::shown(value)
+        )),
+    }
+}
+
+/// A client id: the letters, digits, '-', '_' and '.' tokend gives them (`tokend client list`).
+fn parse_client_id(value: &str) -> Result<String, String> {
+    if !value.is_empty()
+        && value.len() <= 100
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{} is not a client id (letters, digits, '-', '_' and '.'), e.g. tokend-cli or 8b435b8d-8136-4394-86ad-d26fc59c992a (tokend client list lists them)",
+            crate::service::shown(value)
+        ))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +150,7 @@ pub enum SessionCommand {
     /// End one session (log that device out)
     End {
         /// The session's id (`tokend user sessions NAME` lists them)
+        #[arg(value_parser = parse_session_id)]
         id: String,
     },
 }
@@ -169,7 +214,8 @@ pub enum ClientCommand {
     List,
     /// Delete a client and revoke all its sessions
     Delete {
-        /// The client's id (client_id)
+        /// The client's id (client_id; `tokend client list` lists them)
+        #[arg(value_parser = parse_client_id)]
         id: String,
     },
 }

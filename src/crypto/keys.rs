@@ -122,6 +122,11 @@ impl KeyEncryptionKey {
     }
 }
 
+/// Whether a stored secret (a private key, a server secret) is sealed with a key-encryption key.
+pub fn is_sealed(stored: &str) -> bool {
+    stored.starts_with("enc:")
+}
+
 /// Turns the stored form of a secret (a private key, a server secret) back into plain text,
 /// refusing to guess.
 pub fn unseal(kek: Option<&KeyEncryptionKey>, kid: &str, stored: &str) -> anyhow::Result<String> {

@@ -267,11 +267,11 @@ async fn validate(ctx: &Ctx, pairs: Vec<(String, String)>) -> Result<Request, Re
 }
 
 /// The HMAC under which the form carries the browser's CSRF cookie value.
-fn csrf_field(ctx: &Ctx, browser_value: &str) -> String {
-    let mut mac = ctx.secrets.csrf_key.mac();
+fn csrf_field(ctx: &Ctx, browser_value: &str) -> Result<String, ServiceError> {
+    let mut mac = ctx.secrets()?.csrf_key.mac();
     mac.update(b"tokend sign-in form\0");
     mac.update(browser_value.as_bytes());
-    b64url(&mac.finalize().into_bytes())
+    Ok(b64url(&mac.finalize().into_bytes()))
 }
 
 /// The browser's CSRF value: its cookie when it has a well-formed one, else a new one.
@@ -456,7 +456,16 @@ pub async fn show(ctx: web::Data<Ctx>, req: HttpRequest) -> HttpResponse {
         Err(refusal) => return refused(refusal),
     };
     let (browser, new) = browser_value(&req);
-    let csrf = csrf_field(&ctx, &browser);
+    let csrf = match csrf_field(&ctx, &browser) {
+        Ok(csrf) => csrf,
+        Err(err) => {
+            tracing::error!(error = %err, "sign-in page: unexpected failure");
+            return refusal_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side. Please try again.",
+            );
+        }
+    };
     let mut response = form_page(StatusCode::OK, &request, &csrf, "", None);
     if new {
         let cookie = csrf_cookie(&ctx, browser);
@@ -502,7 +511,7 @@ pub async fn submit(
         Err(refusal) => return Ok(refused(refusal)),
     };
     let csrf_ok = match (req.cookie(CSRF_COOKIE), &csrf) {
-        (Some(cookie), Some(field)) => constant_time_eq(&csrf_field(&ctx, cookie.value()), field),
+        (Some(cookie), Some(field)) => constant_time_eq(&csrf_field(&ctx, cookie.value())?, field),
         _ => false,
     };
     if !csrf_ok {

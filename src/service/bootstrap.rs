@@ -40,11 +40,15 @@ pub enum Purpose {
     /// A server: makes sure an active signing key of the configured algorithm exists, and loads it.
     Serve,
     /// An admin command: never creates or rotates a key implicitly (an operator's shell may be
-    /// configured with another `TOKEND_SIGNING_ALG` than the servers), and does not sign.
+    /// configured with another `TOKEND_SIGNING_ALG` than the servers), does not sign, and does
+    /// not load the server secrets (it tags and checks no refresh token or form), so it runs
+    /// without the key-encryption key that seals them.
     Admin,
 }
 
-/// Opens the database and migrates it; loads the server secrets, and for `serve` the signing keys.
+/// Opens the database and migrates it. With a key-encryption key, proves it opens what is sealed.
+/// For `serve`, loads (making them on first use) the server secrets and the signing keys; an admin
+/// command loads neither, so only `keys rotate` needs the key-encryption key once they are sealed.
 pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
     crate::store::check_database(&config.database_url, purpose == Purpose::Serve)?;
     let pool = Pool::new(
@@ -61,21 +65,27 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
     }
     let mut conn = pool.get().context("connecting to the database")?;
     let kek = config.key_encryption_key.as_ref();
-    check_key_encryption_key(&mut conn, kek)?;
-    let secrets = ServerSecrets {
-        refresh_key: server_key(&mut conn, kek, REFRESH_KEY)?,
-        csrf_key: server_key(&mut conn, kek, CSRF_KEY)?,
-    };
+    if let Some(kek) = kek {
+        super::keys::check_key_encryption_key(&mut conn, kek)?;
+    }
     // A retired key verifies for as long as a token it signed can live: an access token, or a
     // status list (which stays usable for two `ttl`s).
     let keys = KeyManager::new(
         config.key_encryption_key.clone(),
         config.access_token_ttl.max(2 * config.status_list_ttl),
     );
-    if purpose == Purpose::Serve {
-        keys.ensure_active(&mut conn, config.signing_alg)
-            .context("loading the signing keys")?;
-    }
+    let secrets = match purpose {
+        Purpose::Serve => {
+            let secrets = ServerSecrets {
+                refresh_key: server_key(&mut conn, kek, REFRESH_KEY)?,
+                csrf_key: server_key(&mut conn, kek, CSRF_KEY)?,
+            };
+            keys.ensure_active(&mut conn, config.signing_alg)
+                .context("loading the signing keys")?;
+            Some(Arc::new(secrets))
+        }
+        Purpose::Admin => None,
+    };
     drop(conn);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -85,27 +95,10 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
         config: Arc::new(config),
         keys: Arc::new(keys),
         hasher: PasswordHasher::new(cores)?,
-        secrets: Arc::new(secrets),
+        secrets,
         origins: Arc::default(),
         status: Arc::default(),
     })
-}
-
-/// Proves a configured key-encryption key opens what is already sealed (a signing key) before
-/// anything is sealed with it: a server secret created or sealed under a mistyped key would be
-/// unreadable by every node that has the right one.
-fn check_key_encryption_key(conn: &mut Conn, kek: Option<&KeyEncryptionKey>) -> anyhow::Result<()> {
-    let Some(kek) = kek else {
-        return Ok(());
-    };
-    let sealed = store::keys::all(conn)
-        .context("reading the signing keys")?
-        .into_iter()
-        .find(|k| k.private_key.starts_with("enc:"));
-    if let Some(sample) = sealed {
-        crate::crypto::keys::unseal(Some(kek), &sample.kid, &sample.private_key)?;
-    }
-    Ok(())
 }
 
 /// The HMAC key stored as `name`, made on first use. Sealed with the key-encryption key when one

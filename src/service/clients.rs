@@ -147,7 +147,14 @@ pub struct CreatedClient {
     pub client_secret: Option<String>,
 }
 
-fn check_list(what: &str, items: &[String], valid: impl Fn(&str) -> bool) -> Result<()> {
+/// Checks each item of a list field; the error names the field and the item, and says what a
+/// valid one looks like (`expected`: "an origin …, e.g. https://app.example").
+fn check_list(
+    what: &str,
+    items: &[String],
+    valid: impl Fn(&str) -> bool,
+    expected: &str,
+) -> Result<()> {
     for item in items {
         if item.is_empty()
             || item.len() > 2000
@@ -155,12 +162,18 @@ fn check_list(what: &str, items: &[String], valid: impl Fn(&str) -> bool) -> Res
             || !valid(item)
         {
             return Err(ServiceError::InvalidRequest(format!(
-                "{what}: {item:?} is not valid"
+                "{what}: {} is not {expected}",
+                super::shown(item)
             )));
         }
     }
     Ok(())
 }
+
+const REDIRECT_URI: &str = "an absolute URI without a fragment, e.g. https://app.example/callback";
+const ORIGIN: &str = "an origin (http or https, a host, an optional port, no path), e.g. https://app.example or http://127.0.0.1:5173";
+const AUDIENCE: &str =
+    "an audience (one value without spaces, up to 2000 bytes), e.g. https://api.example";
 
 fn is_absolute_uri(value: &str) -> bool {
     match value.split_once("://") {
@@ -192,12 +205,15 @@ pub fn create(conn: &mut Conn, new: NewClient) -> Result<CreatedClient> {
     let name = new.name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(ServiceError::InvalidRequest(
-            "name: 1 to 200 characters".to_owned(),
+            "name: 1 to 200 characters, e.g. \"Billing dashboard\"".to_owned(),
         ));
     }
-    check_list("grant_types", &new.grant_types, |g| {
-        GrantType::parse(g).is_some()
-    })?;
+    check_list(
+        "grant_types",
+        &new.grant_types,
+        |g| GrantType::parse(g).is_some(),
+        &format!("a grant type (one of {})", GrantType::names()),
+    )?;
     if new.grant_types.is_empty() {
         return Err(ServiceError::InvalidRequest(format!(
             "grant_types: at least one of {}",
@@ -214,16 +230,21 @@ pub fn create(conn: &mut Conn, new: NewClient) -> Result<CreatedClient> {
             "grant_types: client_credentials needs a confidential client".to_owned(),
         ));
     }
-    check_list("redirect_uris", &new.redirect_uris, is_absolute_uri)?;
+    check_list(
+        "redirect_uris",
+        &new.redirect_uris,
+        is_absolute_uri,
+        REDIRECT_URI,
+    )?;
     if grants.contains(&GrantType::AuthorizationCode) && new.redirect_uris.is_empty() {
         return Err(ServiceError::InvalidRequest(
-            "redirect_uris: the authorization_code grant needs at least one".to_owned(),
+            "redirect_uris: the authorization_code grant needs at least one, e.g. https://app.example/callback".to_owned(),
         ));
     }
     let scopes = ScopeSet::from_list(&new.scopes)
         .map_err(|e| ServiceError::InvalidRequest(format!("scopes: {e}")))?;
-    check_list("allowed_origins", &new.allowed_origins, is_origin)?;
-    check_list("audiences", &new.audiences, |_| true)?;
+    check_list("allowed_origins", &new.allowed_origins, is_origin, ORIGIN)?;
+    check_list("audiences", &new.audiences, |_| true, AUDIENCE)?;
     if new.refresh_token_cookie {
         if !grants.contains(&GrantType::RefreshToken) {
             return Err(ServiceError::InvalidRequest(

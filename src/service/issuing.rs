@@ -173,7 +173,11 @@ pub(crate) fn refresh_token(
     let secret = RefreshSecret::from_stored(stored).ok_or_else(|| {
         anyhow::anyhow!("session {} has an unreadable refresh secret", session.id)
     })?;
-    let token = refresh::mint(&ctx.secrets.refresh_key, &session.id, generation, &secret)
+    let secrets = ctx
+        .secrets
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("the server secrets are not loaded in this process"))?;
+    let token = refresh::mint(&secrets.refresh_key, &session.id, generation, &secret)
         .ok_or_else(|| anyhow::anyhow!("session {} cannot mint a refresh token", session.id))?;
     Ok(Some(token))
 }

@@ -4,6 +4,8 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+
 use super::{chrono_duration, Result, ServiceError};
 use crate::crypto::jwt::LEEWAY_SECONDS;
 use crate::crypto::keys::{self, KeyEncryptionKey, KeySet, SigningAlg, SigningKey, VerifyingKey};
@@ -95,21 +97,27 @@ impl KeyManager {
     }
 
     fn insert_new(&self, conn: &mut Conn, alg: SigningAlg) -> store::Result<String> {
-        let existing = store::keys::all(conn)?;
-        let encrypted: Vec<_> = existing
-            .iter()
-            .filter(|k| k.private_key.starts_with("enc:"))
-            .collect();
-        // With a key-encryption key, prove it opens the keys already there: a new key sealed with
-        // the wrong one would be unusable by every node that has the right one.
-        if let (Some(kek), Some(sample)) = (&self.kek, encrypted.first()) {
-            keys::unseal(Some(kek), &sample.kid, &sample.private_key)?;
-        }
-        if self.kek.is_none() && !encrypted.is_empty() {
-            return Err(anyhow::anyhow!(
-                "the signing keys are encrypted at rest: set TOKEND_KEY_ENCRYPTION_KEY before making a new one"
-            )
-            .into());
+        match &self.kek {
+            // Prove the key-encryption key opens what is already sealed: a new key sealed with
+            // the wrong one would be unusable by every node that has the right one.
+            Some(kek) => check_key_encryption_key(conn, kek)?,
+            // Once anything is sealed, the deployment uses a key-encryption key: a new signing
+            // key in plain text would quietly undo that.
+            None => match sealed_sample(conn)? {
+                Some(Sealed::SigningKey(..)) => {
+                    return Err(anyhow::anyhow!(
+                        "the signing keys are encrypted at rest: set TOKEND_KEY_ENCRYPTION_KEY before making a new one"
+                    )
+                    .into())
+                }
+                Some(Sealed::ServerSecret(name, _)) => {
+                    return Err(anyhow::anyhow!(
+                        "the server secret {name} is encrypted at rest: set TOKEND_KEY_ENCRYPTION_KEY before making a new signing key"
+                    )
+                    .into())
+                }
+                None => {}
+            },
         }
         let generated = keys::generate(alg)?;
         let private_key = match &self.kek {
@@ -217,6 +225,43 @@ impl KeyManager {
             .signing
             .clone()
             .ok_or_else(|| ServiceError::Unexpected(anyhow::anyhow!("no signing key loaded")))
+    }
+}
+
+/// Something sealed with the key-encryption key, with the name it is bound to and its stored form.
+pub(crate) enum Sealed {
+    SigningKey(String, String),
+    ServerSecret(String, String),
+}
+
+/// A sealed signing key, or else a sealed server secret; `None` when nothing is sealed.
+pub(crate) fn sealed_sample(conn: &mut Conn) -> store::Result<Option<Sealed>> {
+    if let Some(key) = store::keys::all(conn)?
+        .into_iter()
+        .find(|k| keys::is_sealed(&k.private_key))
+    {
+        return Ok(Some(Sealed::SigningKey(key.kid, key.private_key)));
+    }
+    // The refresh key first: it is the secret that matters, and the one messages should name.
+    Ok(store::keys::secrets(conn)?
+        .into_iter()
+        .filter(|(_, value)| keys::is_sealed(value))
+        .min_by_key(|(name, _)| name != super::bootstrap::REFRESH_KEY)
+        .map(|(name, value)| Sealed::ServerSecret(name, value)))
+}
+
+/// Proves a configured key-encryption key opens what is already sealed, before anything is
+/// sealed with it or anything sealed is trusted to it: a key sealed under a mistyped one would be
+/// unreadable by every node that has the right one. Nothing sealed yet: any key will do.
+pub(crate) fn check_key_encryption_key(
+    conn: &mut Conn,
+    kek: &KeyEncryptionKey,
+) -> anyhow::Result<()> {
+    match sealed_sample(conn).context("reading the sealed keys")? {
+        Some(Sealed::SigningKey(name, stored) | Sealed::ServerSecret(name, stored)) => {
+            keys::unseal(Some(kek), &name, &stored).map(drop)
+        }
+        None => Ok(()),
     }
 }
 

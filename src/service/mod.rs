@@ -37,8 +37,10 @@ pub struct Ctx {
     pub config: Arc<Config>,
     pub keys: Arc<keys::KeyManager>,
     pub hasher: PasswordHasher,
-    /// Server-held keys every node shares, one per purpose.
-    pub secrets: Arc<ServerSecrets>,
+    /// Server-held keys every node shares, one per purpose. Only `serve` loads them: admin
+    /// commands sign, tag and check nothing with them, so they run without the key-encryption
+    /// key that seals them (docs/operations.md#the-key-encryption-key).
+    pub secrets: Option<Arc<ServerSecrets>>,
     /// Browser origins registered by clients (CORS).
     pub origins: Arc<origins::OriginCache>,
     /// This node's status-list entries and the lists it built.
@@ -56,6 +58,15 @@ pub struct ServerSecrets {
 }
 
 impl Ctx {
+    /// The server secrets; an error in a process that did not load them (an admin command).
+    pub fn secrets(&self) -> Result<&ServerSecrets> {
+        self.secrets.as_deref().ok_or_else(|| {
+            ServiceError::Unexpected(anyhow::anyhow!(
+                "the server secrets are not loaded in this process"
+            ))
+        })
+    }
+
     /// Runs `f` with a pooled connection on the blocking pool, never on an async worker; `f`
     /// opens whatever transactions it needs.
     pub async fn db<T, F>(&self, f: F) -> Result<T>
@@ -86,6 +97,14 @@ impl Ctx {
         self.pool
             .run(move |conn| conn.write(f).map_err(ServiceError::from))
             .await
+    }
+}
+
+/// A value someone gave, quoted for an error message: escaped, and cut after 100 characters.
+pub fn shown(value: &str) -> String {
+    match value.char_indices().nth(100) {
+        Some((end, _)) => format!("{:?}…", &value[..end]),
+        None => format!("{value:?}"),
     }
 }
 

@@ -47,15 +47,19 @@ pub enum Class {
 }
 
 /// Whether `presented` was minted for `session`: its tag verifies under the refresh key over the
-/// session's secret, for a generation the chain has reached. Compared in constant time.
+/// session's secret, for a generation the chain has reached. Compared in constant time. Without
+/// the refresh key (a process that did not load the server secrets) nothing is genuine.
 pub(crate) fn is_genuine(ctx: &Ctx, presented: &Presented, session: &Session) -> bool {
+    let Some(secrets) = ctx.secrets.as_deref() else {
+        return false;
+    };
     presented.session_id == session.id
         && presented.generation <= session.refresh_generation
         && session
             .refresh_secret
             .as_deref()
             .and_then(RefreshSecret::from_stored)
-            .is_some_and(|secret| presented.verify(&ctx.secrets.refresh_key, &secret))
+            .is_some_and(|secret| presented.verify(&secrets.refresh_key, &secret))
 }
 
 /// Classifies `presented` against its session as read at `now`. The only place that decides.

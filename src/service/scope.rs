@@ -21,7 +21,10 @@ impl ScopeSet {
                     .bytes()
                     .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
             {
-                return Err(format!("{token:?} is not a valid scope"));
+                return Err(format!(
+                    "{} is not a valid scope (up to 128 printable ASCII characters without spaces, '\"' or '\\'), e.g. read or reports:write",
+                    super::shown(token)
+                ));
             }
             set.insert(token.to_owned());
         }
@@ -35,7 +38,10 @@ impl ScopeSet {
         for item in items {
             let parsed = ScopeSet::parse(item)?;
             if parsed.0.len() != 1 || item.contains(' ') {
-                return Err(format!("{item:?} is not one scope"));
+                return Err(format!(
+                    "{} is not one scope (one scope per value), e.g. read",
+                    super::shown(item)
+                ));
             }
             set.extend(parsed.0);
         }

@@ -31,9 +31,10 @@ pub fn check_username(username: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(ServiceError::InvalidRequest(
-            "username: 1 to 64 characters of letters, digits, '.', '_', '@' and '-'".to_owned(),
-        ))
+        Err(ServiceError::InvalidRequest(format!(
+            "username: {} is not a username (1 to 64 letters, digits, '.', '_', '@' or '-'), e.g. alice or alice.smith@example.com",
+            super::shown(username)
+        )))
     }
 }
 

@@ -82,6 +82,15 @@ pub fn secret_insert_if_absent(
     Ok(inserted == 1)
 }
 
+/// Every row of `server_secrets` (the secrets, and the bootstrap marker) as (name, stored value),
+/// by name.
+pub fn secrets(conn: &mut Conn) -> Result<Vec<(String, String)>> {
+    Ok(db!(conn, c => server_secrets::table
+        .order(server_secrets::name)
+        .select((server_secrets::name, server_secrets::value))
+        .load(c))?)
+}
+
 pub fn secret_set(conn: &mut Conn, name: &str, value: &str) -> Result<()> {
     db!(conn, c => diesel::update(server_secrets::table.find(name))
         .set(server_secrets::value.eq(value))

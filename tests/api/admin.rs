@@ -446,6 +446,30 @@ async fn clients_are_registered_listed_and_deleted_with_their_sessions() {
         let response = app.post_json("/admin/clients", &admin, body).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{why}");
     }
+    // The description names the field and the value, and shows a valid one: the same sentence
+    // as `tokend client create` (tests/api/cli.rs).
+    for (body, description) in [
+        (
+            json!({"name": "bad", "grant_types": ["password"], "redirect_uris": ["not a uri"]}),
+            "redirect_uris: \"not a uri\" is not an absolute URI without a fragment, e.g. https://app.example/callback",
+        ),
+        (
+            json!({"name": "bad", "grant_types": ["password"], "allowed_origins": ["https://x.example/path"]}),
+            "allowed_origins: \"https://x.example/path\" is not an origin (http or https, a host, an optional port, no path), e.g. https://app.example or http://127.0.0.1:5173",
+        ),
+        (
+            json!({"name": "bad", "grant_types": ["password"], "scopes": [""]}),
+            "scopes: \"\" is not one scope (one scope per value), e.g. read",
+        ),
+    ] {
+        let body = assert_error(
+            app.post_json("/admin/clients", &admin, body).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+        assert_eq!(body["error_description"], description);
+    }
 
     let list = app
         .get("/admin/clients", &admin)

@@ -587,3 +587,223 @@ async fn a_postgres_database_that_does_not_exist_fails_at_once_in_one_line() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }
+
+/// Issue 15 point 3: once the server secrets and the signing key are sealed, only `keys rotate`
+/// needs the key-encryption key; every command that signs, tags and seals nothing runs without it
+/// and touches no secret. A wrong key is refused by every command that is given one.
+#[tokio::test]
+async fn after_a_sealed_start_only_keys_rotate_needs_the_key_encryption_key() {
+    use base64::Engine as _;
+    let kek = |byte: u8| base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+    let right = tokend::crypto::keys::KeyEncryptionKey::parse(&kek(42)).expect("kek");
+    let app = spawn_app_with(|c| c.key_encryption_key = Some(right)).await;
+    app.create_user("erin", "erin-password", false).await;
+    let device = app.login("erin", "erin-password").await;
+    let admin = app.login("admin", ADMIN_PASSWORD).await;
+    let secrets = || app.db(tokend::store::keys::secrets);
+    let sealed_before = secrets().await;
+    for name in ["csrf_key", "refresh_key"] {
+        let value = &sealed_before
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("the secret")
+            .1;
+        assert!(value.starts_with("enc:v1:"), "{name} is sealed");
+    }
+    let keys_before = app.db(tokend::store::keys::all).await;
+    assert!(keys_before[0].private_key.starts_with("enc:v1:"));
+
+    let (code, stdout, stderr) = app
+        .cli(
+            &[
+                "--json",
+                "client",
+                "create",
+                "billing",
+                "--grant",
+                "client_credentials",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(code, 0, "client create: {stderr}");
+    let client: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    let client_id = client["client_id"].as_str().expect("client_id").to_owned();
+    let sid = device.sid();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["user", "list"],
+        vec!["user", "sessions", "erin"],
+        vec!["audit", "--limit", "5"],
+        vec!["keys", "list"],
+        vec!["client", "list"],
+        vec!["token", "purge", "--dry-run"],
+        vec!["token", "purge"],
+        vec!["session", "end", &sid],
+        vec!["user", "logout-all", "erin"],
+        vec!["user", "disable", "erin"],
+        vec!["user", "enable", "erin"],
+        vec!["user", "create", "zoe"],
+        vec!["user", "set-password", "zoe"],
+        vec!["client", "delete", &client_id],
+    ];
+    for args in &commands {
+        let (code, _, stderr) = app.cli(args, None).await;
+        assert_eq!(code, 0, "{args:?} without the key-encryption key: {stderr}");
+    }
+    assert_eq!(
+        app.session(&sid).await.revoked_reason.as_deref(),
+        Some("admin_session_ended"),
+        "the commands did their work"
+    );
+
+    // `keys rotate` makes a key that must be sealed: without the key it stops, in one line.
+    let (code, stdout, stderr) = app.cli(&["keys", "rotate"], None).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("the signing keys are encrypted at rest")
+            && stderr.contains("TOKEND_KEY_ENCRYPTION_KEY"),
+        "{stderr}"
+    );
+    // A wrong key is refused wherever it is given, before anything is read or written.
+    let wrong = kek(7);
+    for args in [vec!["user", "list"], vec!["keys", "rotate"]] {
+        let (code, _, stderr) = app
+            .cli_env(&args, None, &[("TOKEND_KEY_ENCRYPTION_KEY", &wrong)])
+            .await;
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("does not decrypt"), "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        app.db(tokend::store::keys::all).await.len(),
+        1,
+        "no key added"
+    );
+    assert_eq!(secrets().await, sealed_before, "no secret touched");
+
+    // The right key rotates, sealed; the server goes on refreshing with the secrets it has.
+    let right = kek(42);
+    let (code, _, stderr) = app
+        .cli_env(
+            &["keys", "rotate"],
+            None,
+            &[("TOKEND_KEY_ENCRYPTION_KEY", &right)],
+        )
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    let keys = app.db(tokend::store::keys::all).await;
+    assert_eq!(keys.len(), 2);
+    assert!(keys.iter().all(|k| k.private_key.starts_with("enc:v1:")));
+    let refreshed = tokens(app.refresh(admin.refresh()).await).await;
+    assert_eq!(app.me(&refreshed.access).await.status(), StatusCode::OK);
+}
+
+/// Sealed server secrets beside a plain signing key (a key-encryption key set after the first
+/// start): a rotation without the key would add a plain key, so it is refused too.
+#[tokio::test]
+async fn a_rotation_without_the_key_encryption_key_is_refused_once_the_secrets_are_sealed() {
+    use base64::Engine as _;
+    let kek = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
+    let plain = spawn_app().await;
+    let parsed = tokend::crypto::keys::KeyEncryptionKey::parse(&kek).expect("kek");
+    let sealing = spawn_on(plain.db.clone(), |c| c.key_encryption_key = Some(parsed)).await;
+    let keys = sealing.db(tokend::store::keys::all).await;
+    assert_eq!(keys.len(), 1);
+    assert!(
+        !keys[0].private_key.starts_with("enc:"),
+        "the first key stays plain"
+    );
+
+    let (code, _, stderr) = sealing.cli(&["keys", "rotate"], None).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "the server secret refresh_key is encrypted at rest: set TOKEND_KEY_ENCRYPTION_KEY"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(sealing.db(tokend::store::keys::all).await.len(), 1);
+    let (code, _, stderr) = sealing.cli(&["user", "list"], None).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = sealing
+        .cli_env(
+            &["keys", "rotate"],
+            None,
+            &[("TOKEND_KEY_ENCRYPTION_KEY", &kek)],
+        )
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    let keys = sealing.db(tokend::store::keys::all).await;
+    assert!(
+        keys[0].private_key.starts_with("enc:v1:"),
+        "the new key is sealed"
+    );
+}
+
+/// Issue 15 point 11: a validation error says what was wrong and what a valid value looks like;
+/// a value the command cannot parse is bad usage (exit 2), one the operation refuses exits 1, and
+/// neither changes anything.
+#[tokio::test]
+async fn cli_validation_errors_show_a_valid_value() {
+    let app = spawn_app().await;
+    let refused = [
+        (
+            vec!["client", "create", "spa", "--public", "--grant", "authorization_code", "--redirect-uri", "notauri"],
+            "redirect_uris: \"notauri\" is not an absolute URI without a fragment, e.g. https://app.example/callback",
+        ),
+        (
+            vec!["client", "create", "spa", "--public", "--grant", "password", "--origin", "https://app.example/path"],
+            "allowed_origins: \"https://app.example/path\" is not an origin (http or https, a host, an optional port, no path), e.g. https://app.example or http://127.0.0.1:5173",
+        ),
+        (
+            vec!["client", "create", "api", "--grant", "implicit"],
+            "grant_types: \"implicit\" is not a grant type (one of authorization_code, password, refresh_token, client_credentials)",
+        ),
+        (
+            vec!["client", "create", "api", "--scope", "read write"],
+            "scopes: \"read write\" is not one scope (one scope per value), e.g. read",
+        ),
+        (
+            vec!["client", "create", "api", "--audience", "two words"],
+            "audiences: \"two words\" is not an audience (one value without spaces, up to 2000 bytes), e.g. https://api.example",
+        ),
+        (
+            vec!["user", "create", "bad name"],
+            "username: \"bad name\" is not a username (1 to 64 letters, digits, '.', '_', '@' or '-'), e.g. alice or alice.smith@example.com",
+        ),
+    ];
+    let before = app.row_counts().await;
+    for (args, message) in &refused {
+        let (code, stdout, stderr) = app.cli(args, None).await;
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert_eq!(
+            stderr.trim(),
+            format!("tokend: error: {message}"),
+            "{args:?}"
+        );
+    }
+    let usage = [
+        (vec!["audit", "--limit", "0"], "\"0\" is not a whole number from 1 to 1000, e.g. --limit 100"),
+        (
+            vec!["session", "end", "not-a-session"],
+            "\"not-a-session\" is not a session id; one looks like 01a200c7-8d73-7751-ac07-e54806b61a2a",
+        ),
+        (
+            vec!["client", "delete", "no such client"],
+            "\"no such client\" is not a client id (letters, digits, '-', '_' and '.'), e.g. tokend-cli",
+        ),
+        (
+            vec!["user", "logout-all", "admin", "--kind", "client_credentials"],
+            "\"client_credentials\" is not a session kind; one of password, authorization_code, personal_access_token, e.g. --kind personal_access_token",
+        ),
+    ];
+    for (args, message) in &usage {
+        let (code, _, stderr) = app.cli(args, None).await;
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(stderr.contains("--help"), "{args:?}: {stderr}");
+    }
+    assert_eq!(app.row_counts().await, before, "nothing changed");
+}

@@ -117,3 +117,32 @@ fn the_docs_name_the_binary_the_readme_builds() {
         );
     }
 }
+
+/// The references list what the code writes: every audit event kind has a row in admin.md's
+/// table, and account.md's session `kind` row names every kind a user's session can have.
+#[test]
+fn the_docs_list_every_audit_kind_and_session_kind() {
+    use tokend::service::issuing::SessionKind;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let admin = std::fs::read_to_string(root.join("docs/admin.md")).expect("admin.md");
+    for kind in tokend::service::audit::KINDS {
+        assert!(
+            admin.contains(&format!("\n| `{kind}` |")),
+            "docs/admin.md's audit table has no row for {kind}"
+        );
+    }
+    let account = std::fs::read_to_string(root.join("docs/account.md")).expect("account.md");
+    let row = account
+        .lines()
+        .find(|l| l.starts_with("| `kind` |"))
+        .expect("account.md's session fields have a kind row");
+    for kind in SessionKind::ALL {
+        if kind != SessionKind::ClientCredentials {
+            assert!(
+                row.contains(&format!("`{}`", kind.as_str())),
+                "account.md's kind row lacks {}",
+                kind.as_str()
+            );
+        }
+    }
+}

@@ -328,7 +328,11 @@ async fn sec_12_opaque_tokens_have_256_bits_only_hashes_are_stored_and_refresh_t
     let (generation, session) = app.refresh_session(t.refresh()).await;
     let stored = session.refresh_secret.clone().expect("secret");
     let chain_secret = RefreshSecret::from_stored(&stored).expect("a 256-bit secret");
-    let key = &app.ctx.secrets.refresh_key;
+    let key = &app
+        .ctx
+        .secrets()
+        .expect("serve loads the server secrets")
+        .refresh_key;
     assert_eq!(
         mint(key, &session.id, generation, &chain_secret).as_deref(),
         Some(t.refresh())
