@@ -1,12 +1,15 @@
 //! `tokend`: reads the configuration, sets up logging, and runs the server or an admin command.
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use tokend::cli::{self, Cli, Command};
 use tokend::config::Config;
 use tokend::startup::Application;
 
 fn main() -> std::process::ExitCode {
-    let args = Cli::parse();
+    let args = match Cli::try_parse() {
+        Ok(args) => args,
+        Err(err) => return usage_error(err),
+    };
     let config = match Config::load(args.config.as_deref()) {
         Ok(config) => config,
         Err(err) => {
@@ -38,6 +41,32 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(1)
         }
     }
+}
+
+/// Bad usage: clap's message, then the usage of the command that was meant when clap left it out
+/// (as it does for a value its parser refused), and exit code 2. Help and version exit 0.
+fn usage_error(err: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = err.print();
+        return std::process::ExitCode::SUCCESS;
+    }
+    let _ = err.print();
+    if !err.to_string().contains("Usage:") {
+        let mut command = Cli::command();
+        command.build();
+        let mut meant = &command;
+        for arg in std::env::args().skip(1) {
+            if let Some(sub) = meant.find_subcommand(&arg) {
+                meant = sub;
+            }
+        }
+        eprintln!("\n{}", meant.clone().render_usage());
+    }
+    std::process::ExitCode::from(2)
 }
 
 /// The error and its causes on one line.

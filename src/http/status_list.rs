@@ -18,6 +18,7 @@ pub const MEDIA_TYPE: &str = "application/statuslist+jwt";
         (status = 200, description = "the list as a signed JWT (`typ: statuslist+jwt`)",
             content_type = "application/statuslist+jwt", body = String),
         (status = 304, description = "`If-None-Match` names the copy this node serves"),
+        (status = 400, description = "a control character in the path", body = crate::http::responses::ErrorBody),
         (status = 404, description = "no such list", body = crate::http::responses::ErrorBody)))]
 pub async fn list(
     ctx: web::Data<Ctx>,

@@ -804,6 +804,30 @@ async fn cli_validation_errors_show_a_valid_value() {
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert!(stderr.contains("--help"), "{args:?}: {stderr}");
+        // API.md: bad usage prints the usage text, of the command that was meant.
+        let command = args
+            .iter()
+            .take_while(|a| !a.starts_with('-'))
+            .take(2)
+            .filter(|a| {
+                [
+                    "audit",
+                    "session",
+                    "end",
+                    "client",
+                    "delete",
+                    "user",
+                    "logout-all",
+                ]
+                .contains(a)
+            })
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            stderr.contains(&format!("Usage: tokend {command}")),
+            "{args:?}: {stderr}"
+        );
     }
     assert_eq!(app.row_counts().await, before, "nothing changed");
 }
