@@ -8,40 +8,20 @@
 //!
 //! Loopback only; bounded: the refresh workers stop when the purge ends.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection as _;
-use diesel::Connection as _;
 use tokend::config::{Config, SecretString};
 use tokend::startup::Application;
 use tokend::store::Conn;
 
 const PASSWORD: &str = "bench-admin-password";
 const WORKERS: usize = 4;
-
-fn database() -> (String, Option<(String, String)>) {
-    match std::env::var("TOKEND_BENCH_DATABASE_URL") {
-        Ok(admin) if !admin.is_empty() => {
-            let name = format!("tokend_bench_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = diesel::PgConnection::establish(&admin).expect("reach PostgreSQL");
-            conn.batch_execute(&format!("CREATE DATABASE {name}"))
-                .expect("create database");
-            let base = &admin[..admin.rfind('/').expect("a database in the URL")];
-            (format!("{base}/{name}"), Some((admin.clone(), name)))
-        }
-        _ => {
-            let dir = std::env::temp_dir()
-                .join(format!("tokend-bench-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&dir).expect("dir");
-            (
-                format!("sqlite://{}", dir.join("tokend.db").display()),
-                None,
-            )
-        }
-    }
-}
 
 /// Ended sessions that each refreshed a few times (storage v2: the whole chain is the row),
 /// written by one set-based INSERT.
@@ -167,15 +147,15 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let (url, pg) = database();
-    let mut config = Config::with_database(&url).expect("config");
+    let db = common::BenchDb::create();
+    let mut config = Config::with_database(&db.url).expect("config");
     config.bind = "127.0.0.1:0".into();
     config.bootstrap_admin_password = Some(SecretString::new(PASSWORD.into()));
     let app = Application::build(config).await.expect("build");
     let base = format!("http://127.0.0.1:{}", app.port());
     let ctx = app.ctx().clone();
     tokio::spawn(app.run_until_stopped());
-    let backend = if pg.is_some() { "PostgreSQL" } else { "SQLite" };
+    let backend = db.backend();
 
     let t = Instant::now();
     let pool = ctx.pool.clone();
@@ -243,14 +223,5 @@ async fn main() {
             Latencies::ms(lat.pct(1.0)),
         );
     }
-    if let Some((admin, name)) = pg {
-        drop(ctx);
-        if let Ok(mut conn) = diesel::PgConnection::establish(&admin) {
-            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        }
-    } else if let Some(path) = url.strip_prefix("sqlite://") {
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
+    drop(ctx);
 }

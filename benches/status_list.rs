@@ -6,10 +6,12 @@
 //! cargo bench --bench status_list                                  # SQLite
 //! TOKEND_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench status_list
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection as _;
-use diesel::Connection as _;
 use tokend::crypto::keys::{generate, SigningAlg, SigningKey};
 use tokend::service::status_list;
 use tokend::store::pool::{Pool, PoolOptions};
@@ -17,28 +19,6 @@ use tokend::store::status_lists::LIST_SIZE;
 use tokend::store::Conn;
 
 const RUNS: usize = 9;
-
-fn database() -> (String, Option<(String, String)>) {
-    match std::env::var("TOKEND_BENCH_DATABASE_URL") {
-        Ok(admin) if !admin.is_empty() => {
-            let name = format!("tokend_bench_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = diesel::PgConnection::establish(&admin).expect("reach PostgreSQL");
-            conn.batch_execute(&format!("CREATE DATABASE {name}"))
-                .expect("create database");
-            let base = &admin[..admin.rfind('/').expect("a database in the URL")];
-            (format!("{base}/{name}"), Some((admin.clone(), name)))
-        }
-        _ => {
-            let dir = std::env::temp_dir()
-                .join(format!("tokend-bench-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&dir).expect("dir");
-            (
-                format!("sqlite://{}", dir.join("tokend.db").display()),
-                None,
-            )
-        }
-    }
-}
 
 /// One full list of live sessions (list 1, indices 0 … LIST_SIZE - 1), one set-based INSERT.
 fn load(conn: &mut Conn) {
@@ -90,9 +70,9 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benchmarks; this one only runs under `cargo bench`.
     }
-    let (url, cleanup) = database();
+    let db = common::BenchDb::create();
     let pool = Pool::new(
-        &url,
+        &db.url,
         &PoolOptions {
             max_size: 2,
             connect_timeout: Duration::from_secs(5),
@@ -108,11 +88,7 @@ fn main() {
     let generated = generate(SigningAlg::EdDsa).expect("key");
     let key = SigningKey::from_pem(&generated.kid, SigningAlg::EdDsa, &generated.private_pem)
         .expect("key");
-    let backend = if cleanup.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
+    let backend = db.backend();
     println!(
         "| backend | revoked | build median | build worst | query | list claims (≈ lst) | JWT |"
     );
@@ -148,8 +124,4 @@ fn main() {
     }
     drop(conn);
     drop(pool);
-    if let Some((admin, name)) = cleanup {
-        let mut conn = diesel::PgConnection::establish(&admin).expect("reach PostgreSQL");
-        let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-    }
 }

@@ -75,21 +75,23 @@ pub enum JwtError {
     Expired,
 }
 
+/// Signs an access token (`typ: at+jwt`) with `key`.
 pub fn sign(key: &SigningKey, claims: &AccessClaims) -> anyhow::Result<String> {
-    let mut header = Header::new(key.alg.jwt_algorithm());
-    header.typ = Some("at+jwt".to_owned());
-    header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, &key.key)
-        .map_err(|e| anyhow::anyhow!("signing an access token: {e}"))
+    sign_typed(key, "at+jwt", claims)
 }
 
-/// Signs a status list token (`typ: statuslist+jwt`) with the active key.
+/// Signs a status list token (`typ: statuslist+jwt`) with `key`.
 pub fn sign_status_list(key: &SigningKey, claims: &StatusListClaims) -> anyhow::Result<String> {
+    sign_typed(key, "statuslist+jwt", claims)
+}
+
+/// A JWT of type `typ`, naming `key` in its `kid`.
+fn sign_typed<T: Serialize>(key: &SigningKey, typ: &str, claims: &T) -> anyhow::Result<String> {
     let mut header = Header::new(key.alg.jwt_algorithm());
-    header.typ = Some("statuslist+jwt".to_owned());
+    header.typ = Some(typ.to_owned());
     header.kid = Some(key.kid.clone());
     jsonwebtoken::encode(&header, claims, &key.key)
-        .map_err(|e| anyhow::anyhow!("signing a status list: {e}"))
+        .map_err(|e| anyhow::anyhow!("signing a {typ}: {e}"))
 }
 
 /// The `kid` of a JWT-shaped string, without verifying anything (to decide whether to reload keys).
