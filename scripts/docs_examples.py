@@ -18,6 +18,8 @@ What is checked:
   headers it lists (all of them unless it says `…other headers…`) and the body.
 - a ```sh block without an output block must run without a failing command.
 - after any block, every variable it assigns (`NAME=…`) must be non-empty and not `null`.
+- every relative link of the documents names a file that exists and, with `#anchor`, a heading
+  of it (GitHub's anchors).
 
 Markers in the markdown (HTML comments, invisible on GitHub), kept rare:
 - `<!-- docs-run: skip: REASON -->` right before a ```sh block: the block is not run.
@@ -697,6 +699,52 @@ def self_test(binary: str) -> bool:
     return ok
 
 
+# ---- links -------------------------------------------------------------------------------------
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(path: str) -> set:
+    found, seen, fenced = set(), {}, False
+    for line in open(path, encoding="utf-8"):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("#"):
+            base = slug(line.lstrip("#"))
+            n = seen.get(base, 0)
+            seen[base] = n + 1
+            found.add(base if n == 0 else f"{base}-{n}")
+    return found
+
+
+def link_failures(docs: list) -> list:
+    """Links to a file that does not exist, or to a heading that a document does not have."""
+    out = []
+    for doc in docs:
+        fenced = False
+        for number, line in enumerate(open(doc, encoding="utf-8"), 1):
+            if line.startswith("```"):
+                fenced = not fenced
+            if fenced:
+                continue
+            for target in LINK.findall(line):
+                if re.match(r"^[a-z]+:", target):
+                    continue
+                file, _, anchor = target.partition("#")
+                path = os.path.normpath(os.path.join(os.path.dirname(doc), file)) if file else doc
+                if not os.path.exists(path):
+                    out.append(f"{doc}:{number}: the link {target} names no file")
+                elif anchor and path.endswith(".md") and anchor not in anchors(path):
+                    out.append(f"{doc}:{number}: the link {target} names no heading of {path}")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bin", required=True, help="the tokend binary to test")
@@ -709,7 +757,10 @@ def main() -> int:
     started = time.time()
     if not self_test(binary):
         return 1
-    total_failures = 0
+    broken = link_failures(docs)
+    for failure in broken:
+        print(f"FAIL {failure}\n")
+    total_failures = len(broken)
     total_blocks = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(docs)) as pool:
         results = list(pool.map(lambda d: run_doc(d, binary, args.keep, args.verbose), docs))
