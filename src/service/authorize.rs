@@ -249,6 +249,9 @@ fn exchange_in_tx(
     let Some(user) = store::users::find_by_id(conn, &row.user_id)? else {
         return refused("user gone");
     };
+    if let Err(gone) = issuing::client_still_registered(conn, client)? {
+        return Ok(Err(gone));
+    }
     let granted = ScopeSet::from_stored(&row.scope);
     let opened = issuing::open_session_in_tx(
         conn,

@@ -182,6 +182,22 @@ pub(crate) fn refresh_token(
     Ok(Some(token))
 }
 
+/// Inside a sign-in's transaction, before its session opens: the client is still registered, and
+/// stays so until the transaction ends (a client deleted since it authenticated gets no session:
+/// its deletion's revocation could not have seen one opened after it).
+pub(crate) fn client_still_registered(
+    conn: &mut Conn,
+    client: &ClientInfo,
+) -> store::Result<Result<()>> {
+    if store::clients::lock_registered(conn, &client.client_id)? {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(ServiceError::InvalidClient(
+            "the client has been deleted".to_owned(),
+        )))
+    }
+}
+
 /// A session to open.
 pub(crate) struct Opening<'a> {
     /// `None` for the client credentials grant.
@@ -269,17 +285,25 @@ pub async fn client_credentials(
     let key = ctx.keys.signing_key()?;
     let status = StatusLists::allocate(ctx).await?;
     let ctx2 = ctx.clone();
-    ctx.write(move |conn| {
-        let opening = Opening {
-            user: None,
-            client: &client,
-            kind: SessionKind::ClientCredentials,
-            scope: &granted,
-            device_name: None,
-            meta: &meta,
-            status,
-        };
-        Ok(open_session_in_tx(conn, &ctx2, &key, opening)?.response)
-    })
-    .await
+    let outcome = ctx
+        .write(move |conn| {
+            if let Err(gone) = client_still_registered(conn, &client)? {
+                return Ok(Err(gone));
+            }
+            let opening = Opening {
+                user: None,
+                client: &client,
+                kind: SessionKind::ClientCredentials,
+                scope: &granted,
+                device_name: None,
+                meta: &meta,
+                status,
+            };
+            Ok(Ok(open_session_in_tx(conn, &ctx2, &key, opening)?.response))
+        })
+        .await?;
+    if outcome.is_err() {
+        ctx.status.unused(status);
+    }
+    outcome
 }

@@ -31,6 +31,26 @@ pub fn list(conn: &mut Conn) -> Result<Vec<Client>> {
         .load(c))?)
 }
 
+/// Whether the client is still registered, holding its row against deletion until the caller's
+/// transaction ends (PostgreSQL: `FOR SHARE`, which a deletion's `UPDATE` waits for and which
+/// concurrent sign-ins on the same client do not; SQLite: its one writer already serializes).
+/// A sign-in opens its session only after this, so a deletion either sees the session and revokes
+/// it, or is seen here.
+pub fn lock_registered(conn: &mut Conn, id: &str) -> Result<bool> {
+    let query = clients::table
+        .find(id)
+        .filter(clients::deleted_at.is_null())
+        .select(clients::id);
+    let found = match conn {
+        Conn::Sqlite(c, _) => query.get_result::<String>(&mut **c).optional()?,
+        Conn::Postgres(c) => query
+            .for_share()
+            .get_result::<String>(&mut **c)
+            .optional()?,
+    };
+    Ok(found.is_some())
+}
+
 pub fn mark_deleted(conn: &mut Conn, id: &str, now: NaiveDateTime) -> Result<usize> {
     Ok(
         db!(conn, c => diesel::update(clients::table.find(id).filter(clients::deleted_at.is_null()))

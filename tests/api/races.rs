@@ -220,3 +220,108 @@ async fn a_self_service_password_change_racing_sign_ins_leaves_no_old_password_t
         );
     }
 }
+
+/// Sessions of `client_id` that are not revoked.
+async fn live_sessions_of_client(app: &TestApp, client_id: &str) -> i64 {
+    use diesel::prelude::*;
+    use tokend::store::schema::sessions;
+    let client_id = client_id.to_owned();
+    app.db(move |conn| {
+        Ok(tokend::db!(conn, c => sessions::table
+            .filter(sessions::client_id.eq(&client_id))
+            .filter(sessions::revoked_at.is_null())
+            .count()
+            .get_result::<i64>(c))?)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn deleting_a_client_racing_sign_ins_on_it_leaves_no_live_session() {
+    // A sign-in authenticates its client before its transaction; a deletion committed in between
+    // must not leave it a session that the deletion's revocation did not see.
+    let app = racing_app().await;
+    let admin = app.login("admin", ADMIN_PASSWORD).await.access;
+    app.create_user("timer", OLD_PASSWORD, false).await;
+    let scale = sign_in_time(&app, "timer").await;
+    let mut won = 0;
+    for trial in 0..race_trials() * 2 {
+        let (machine, secret) = app.confidential_client(&["read"]).await;
+        let (first_party, _) = app
+            .create_client(tokend::service::clients::NewClient {
+                name: format!("app-{trial}"),
+                public: true,
+                grant_types: vec!["password".into()],
+                scopes: vec!["account".into()],
+                ..Default::default()
+            })
+            .await;
+        let start = Arc::new(Barrier::new(10));
+        let mut grants = Vec::new();
+        for i in 0..8 {
+            let form: Vec<(&str, String)> = if i % 2 == 0 {
+                vec![
+                    ("grant_type", "client_credentials".into()),
+                    ("client_id", machine.clone()),
+                    ("client_secret", secret.clone()),
+                ]
+            } else {
+                vec![
+                    ("grant_type", "password".into()),
+                    ("client_id", first_party.clone()),
+                    ("username", "timer".into()),
+                    ("password", OLD_PASSWORD.into()),
+                ]
+            };
+            let (http, url, start) = (app.http.clone(), app.url("/oauth/token"), start.clone());
+            grants.push(tokio::spawn(async move {
+                start.wait().await;
+                http.post(url).form(&form).send().await.expect("request")
+            }));
+        }
+        let mut deletes = Vec::new();
+        for (client, wait) in [(machine.clone(), 0), (first_party.clone(), 1)] {
+            let (http, url, start, admin) = (
+                app.http.clone(),
+                app.url(&format!("/admin/clients/{client}")),
+                start.clone(),
+                admin.clone(),
+            );
+            // The password grants spend one Argon2 verification before their transaction.
+            let delay = scale * wait * (trial as u32 % 3) / 2;
+            deletes.push(tokio::spawn(async move {
+                start.wait().await;
+                tokio::time::sleep(delay).await;
+                http.delete(url)
+                    .bearer_auth(admin)
+                    .send()
+                    .await
+                    .expect("request")
+            }));
+        }
+        for grant in grants {
+            let response = grant.await.expect("task");
+            match response.status() {
+                StatusCode::OK => won += 1,
+                StatusCode::UNAUTHORIZED => {
+                    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
+                }
+                other => panic!(
+                    "trial {trial}: {other}: {}",
+                    response.text().await.expect("body")
+                ),
+            }
+        }
+        for delete in deletes {
+            assert!(delete.await.expect("task").status().is_success());
+        }
+        for client in [&machine, &first_party] {
+            assert_eq!(
+                live_sessions_of_client(&app, client).await,
+                0,
+                "trial {trial}: a deleted client holds a live session"
+            );
+        }
+    }
+    eprintln!("client delete race: {won} grants answered 200, no session outlived its client");
+}
