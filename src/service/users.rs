@@ -139,10 +139,57 @@ pub async fn set_password(
     actor_id: Option<String>,
     meta: RequestMeta,
 ) -> Result<Counts> {
+    let change = PasswordChange {
+        user_id,
+        keep_sessions,
+        except_session,
+        actor_id,
+        verified_at: None,
+    };
+    set_password_checked(ctx, change, new_password, meta).await
+}
+
+/// A password change about to be written.
+struct PasswordChange {
+    user_id: String,
+    keep_sessions: bool,
+    except_session: Option<String>,
+    actor_id: Option<String>,
+    /// For a change that proved the current password: the `password_changed_at` of the password
+    /// it proved. Under the user's lock the change goes ahead only if that is still the password,
+    /// so of two changes racing with the same current password one wins and the other is refused
+    /// (it no longer knows the current password).
+    verified_at: Option<chrono::NaiveDateTime>,
+}
+
+async fn set_password_checked(
+    ctx: &Ctx,
+    change: PasswordChange,
+    new_password: String,
+    meta: RequestMeta,
+) -> Result<Counts> {
     check_password(&new_password)?;
     let hash = ctx.hasher.hash(new_password).await?;
+    let PasswordChange {
+        user_id,
+        keep_sessions,
+        except_session,
+        actor_id,
+        verified_at,
+    } = change;
     ctx.write(move |conn| {
         let now = store::now();
+        if let Some(verified_at) = verified_at {
+            match store::users::lock(conn, &user_id)? {
+                None => return Ok(None),
+                Some(locked) if locked.password_changed_at != verified_at => {
+                    return Ok(Some(Err(ServiceError::Forbidden(
+                        "the current password is wrong".to_owned(),
+                    ))));
+                }
+                Some(_) => {}
+            }
+        }
         // The UPDATE takes the user's lock: sign-ins with the old password that have not
         // committed yet wait, then see `password_changed_at` moved and give up.
         if store::users::set_password_hash(conn, &user_id, &hash, now)? == 0 {
@@ -167,7 +214,7 @@ pub async fn set_password(
             &meta,
         )?;
         if keep_sessions {
-            return Ok(Some(Counts::default()));
+            return Ok(Some(Ok(Counts::default())));
         }
         let scope = Scope::User {
             user_id: user_id.clone(),
@@ -182,10 +229,10 @@ pub async fn set_password(
             subject,
             &meta,
         )
-        .map(Some)
+        .map(|counts| Some(Ok(counts)))
     })
     .await?
-    .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
+    .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))?
 }
 
 /// Logs a user out of every device (`except_session` aside).
@@ -325,8 +372,6 @@ pub async fn set_disabled(
     .ok_or_else(|| ServiceError::NotFound("no such user".to_owned()))
 }
 
-/// A user changes their own password: the current one must be right (403 otherwise); other
-/// sessions are logged out unless `logout_other_sessions` is false; the current one stays.
 /// Checks a signed-in user's current password, throttled like a sign-in (the same counters per
 /// username and address, checked before Argon2) so that a stolen access token cannot be used to
 /// guess it; a wrong one counts as a failure and is audited as `failure_kind`.
@@ -337,8 +382,23 @@ pub(crate) async fn current_password_is_right(
     meta: &RequestMeta,
     failure_kind: &'static str,
 ) -> Result<bool> {
+    Ok(
+        verify_current_password(ctx, user_id, current_password, meta, failure_kind)
+            .await?
+            .is_some(),
+    )
+}
+
+/// [`current_password_is_right`], returning the `password_changed_at` of the password it proved.
+async fn verify_current_password(
+    ctx: &Ctx,
+    user_id: &str,
+    current_password: String,
+    meta: &RequestMeta,
+    failure_kind: &'static str,
+) -> Result<Option<chrono::NaiveDateTime>> {
     if current_password.chars().count() > super::signin::MAX_PASSWORD_LEN {
-        return Ok(false);
+        return Ok(None);
     }
     let id = user_id.to_owned();
     let user = ctx
@@ -354,7 +414,7 @@ pub(crate) async fn current_password_is_right(
         .verify(current_password, Some(user.password_hash))
         .await?;
     if verified != crate::crypto::password::Verified::No {
-        return Ok(true);
+        return Ok(Some(user.password_changed_at));
     }
     let (uid, meta, config) = (user_id.to_owned(), meta.clone(), ctx.config.clone());
     ctx.write(move |conn| {
@@ -369,9 +429,12 @@ pub(crate) async fn current_password_is_right(
         audit::record(conn, event, &meta)
     })
     .await?;
-    Ok(false)
+    Ok(None)
 }
 
+/// A user changes their own password: the current one must be right (403 otherwise), and still be
+/// the current one when the change is written; other sessions are logged out unless
+/// `logout_other_sessions` is false; the current one stays.
 pub async fn change_own_password(
     ctx: &Ctx,
     user_id: String,
@@ -382,7 +445,7 @@ pub async fn change_own_password(
     meta: RequestMeta,
 ) -> Result<Counts> {
     check_password(&new_password)?;
-    if !current_password_is_right(
+    let Some(verified_at) = verify_current_password(
         ctx,
         &user_id,
         current_password,
@@ -390,21 +453,19 @@ pub async fn change_own_password(
         "password_change_failure",
     )
     .await?
-    {
+    else {
         return Err(ServiceError::Forbidden(
             "the current password is wrong".to_owned(),
         ));
-    }
-    set_password(
-        ctx,
-        user_id.clone(),
-        new_password,
-        !logout_other_sessions,
-        Some(current_session),
-        Some(user_id),
-        meta,
-    )
-    .await
+    };
+    let change = PasswordChange {
+        user_id: user_id.clone(),
+        keep_sessions: !logout_other_sessions,
+        except_session: Some(current_session),
+        actor_id: Some(user_id),
+        verified_at: Some(verified_at),
+    };
+    set_password_checked(ctx, change, new_password, meta).await
 }
 
 pub async fn list(ctx: &Ctx) -> Result<Vec<UserView>> {

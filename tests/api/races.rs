@@ -325,3 +325,69 @@ async fn deleting_a_client_racing_sign_ins_on_it_leaves_no_live_session() {
     }
     eprintln!("client delete race: {won} grants answered 200, no session outlived its client");
 }
+
+#[tokio::test]
+async fn two_password_changes_with_the_same_current_password_one_wins() {
+    // Both prove the same current password; only one may replace it: the other no longer knows
+    // the current password when it comes to write.
+    let app = racing_app().await;
+    for trial in 0..race_trials() {
+        let username = format!("twice-{trial}");
+        app.create_user(&username, OLD_PASSWORD, false).await;
+        let me = app.login(&username, OLD_PASSWORD).await;
+        let start = Arc::new(Barrier::new(2));
+        let mut changes = Vec::new();
+        for new in ["first-new-password", "second-new-password"] {
+            let (http, url, access, start) = (
+                app.http.clone(),
+                app.url("/api/password"),
+                me.access.clone(),
+                start.clone(),
+            );
+            changes.push(tokio::spawn(async move {
+                start.wait().await;
+                let response = http
+                    .post(url)
+                    .bearer_auth(access)
+                    .json(&json!({
+                        "current_password": OLD_PASSWORD,
+                        "new_password": new,
+                        "logout_other_sessions": false,
+                    }))
+                    .send()
+                    .await
+                    .expect("request");
+                (new, response)
+            }));
+        }
+        let mut winners = Vec::new();
+        for change in changes {
+            let (new, response) = change.await.expect("task");
+            match response.status() {
+                StatusCode::OK => winners.push(new),
+                _ => {
+                    assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
+                }
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "trial {trial}: {winners:?} both changed it"
+        );
+        let loser = if winners[0] == "first-new-password" {
+            "second-new-password"
+        } else {
+            "first-new-password"
+        };
+        assert_eq!(
+            app.password_grant(&username, winners[0]).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            app.password_grant(&username, loser).await.status(),
+            StatusCode::BAD_REQUEST,
+            "trial {trial}: the refused change's password works"
+        );
+    }
+}
