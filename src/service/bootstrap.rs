@@ -76,12 +76,14 @@ pub fn open(config: Config, purpose: Purpose) -> anyhow::Result<Ctx> {
     );
     let secrets = match purpose {
         Purpose::Serve => {
+            // The signing keys first: a start that cannot open them (sealed, and no key given)
+            // stops before it makes any server secret, which it would have made in plain.
+            keys.ensure_active(&mut conn, config.signing_alg)
+                .context("loading the signing keys")?;
             let secrets = ServerSecrets {
                 refresh_key: server_key(&mut conn, kek, REFRESH_KEY)?,
                 csrf_key: server_key(&mut conn, kek, CSRF_KEY)?,
             };
-            keys.ensure_active(&mut conn, config.signing_alg)
-                .context("loading the signing keys")?;
             Some(Arc::new(secrets))
         }
         Purpose::Admin => None,

@@ -831,3 +831,34 @@ async fn cli_validation_errors_show_a_valid_value() {
     }
     assert_eq!(app.row_counts().await, before, "nothing changed");
 }
+
+/// A `serve` without the key-encryption key, on a database whose signing key is sealed and whose
+/// server secrets are not made yet (as after the storage v2 upgrade), stops before it makes them:
+/// it would have made them in plain.
+#[tokio::test]
+async fn serve_without_the_key_makes_no_plain_secret_next_to_a_sealed_signing_key() {
+    use base64::Engine as _;
+    use diesel::prelude::*;
+    let kek = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let key = tokend::crypto::keys::KeyEncryptionKey::parse(&kek).expect("kek");
+    let app = spawn_app_with(|c| c.key_encryption_key = Some(key)).await;
+    app.db(|conn| {
+        conn.write(|conn| {
+            use tokend::store::schema::server_secrets;
+            Ok(tokend::db!(conn, c => diesel::delete(server_secrets::table).execute(c))?)
+        })
+    })
+    .await;
+    let url = app.db.url.clone();
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
+        run_cli_env(&url, &["serve"], None, &[("TOKEND_BIND", "127.0.0.1:0")])
+    })
+    .await
+    .expect("task");
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        app.row_counts().await["server_secrets"],
+        0,
+        "no secret made: {stderr}"
+    );
+}
