@@ -157,6 +157,13 @@ pub async fn create(
         // the creating session must still be live and the user enabled: a logout-all, password
         // change or disable that committed since the bearer check wins (SECURITY.md 30).
         let user = store::users::lock(conn, &user_id)?;
+        // And the client's: a deletion of the calling token's client either committed (and
+        // ended the calling session) or waits for this transaction and ends the new one too.
+        if !store::clients::lock_registered(conn, &client_id)? {
+            return Ok(Err(ServiceError::InvalidToken(
+                "the access token has been revoked".to_owned(),
+            )));
+        }
         let creator_session = store::sessions::find(conn, &creator)?.filter(|s| s.is_live(now));
         let Some(creator_session) = creator_session else {
             return Ok(Err(ServiceError::InvalidToken(

@@ -391,3 +391,71 @@ async fn two_password_changes_with_the_same_current_password_one_wins() {
         );
     }
 }
+
+#[tokio::test]
+async fn deleting_a_client_racing_personal_token_creation_through_it_leaves_no_live_session() {
+    let app = racing_app().await;
+    let admin = app.login("admin", ADMIN_PASSWORD).await.access;
+    app.create_user("maker", OLD_PASSWORD, false).await;
+    let mut created = 0;
+    for trial in 0..race_trials() * 2 {
+        let (client, _) = app
+            .create_client(tokend::service::clients::NewClient {
+                name: format!("tool-{trial}"),
+                public: true,
+                grant_types: vec!["password".into()],
+                scopes: vec!["account".into()],
+                ..Default::default()
+            })
+            .await;
+        let signed_in = tokens(
+            app.token(&[
+                ("grant_type", "password"),
+                ("client_id", client.as_str()),
+                ("username", "maker"),
+                ("password", OLD_PASSWORD),
+            ])
+            .await,
+        )
+        .await;
+        let start = Arc::new(Barrier::new(5));
+        let mut makes = Vec::new();
+        for i in 0..4 {
+            let (http, url, access, start) = (
+                app.http.clone(),
+                app.url("/api/tokens"),
+                signed_in.access.clone(),
+                start.clone(),
+            );
+            makes.push(tokio::spawn(async move {
+                start.wait().await;
+                http.post(url)
+                    .bearer_auth(access)
+                    .json(&json!({"name": format!("t{i}"), "scopes": ["account"]}))
+                    .send()
+                    .await
+                    .expect("request")
+            }));
+        }
+        start.wait().await;
+        let deleted = app
+            .delete(&format!("/admin/clients/{client}"), &admin)
+            .await;
+        assert!(deleted.status().is_success());
+        for make in makes {
+            let response = make.await.expect("task");
+            match response.status() {
+                StatusCode::CREATED => created += 1,
+                _ => {
+                    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+                }
+            }
+        }
+        assert_eq!(
+            live_sessions_of_client(&app, &client).await,
+            0,
+            "trial {trial}: a deleted client holds a live session"
+        );
+    }
+    eprintln!("client delete vs personal tokens: {created} created, none outlived the client");
+}
