@@ -459,3 +459,67 @@ async fn deleting_a_client_racing_personal_token_creation_through_it_leaves_no_l
     }
     eprintln!("client delete vs personal tokens: {created} created, none outlived the client");
 }
+
+#[tokio::test]
+async fn logout_all_racing_personal_token_creation_leaves_no_live_session() {
+    // Creating a personal token takes the user's lock and re-checks the calling session, like a
+    // sign-in: a logout-all either ends the new token too or makes its creation fail.
+    let app = racing_app().await;
+    let admin = app.login("admin", ADMIN_PASSWORD).await.access;
+    let mut created = 0;
+    for trial in 0..race_trials() * 2 {
+        let username = format!("pat-{trial}");
+        let id = app.create_user(&username, OLD_PASSWORD, false).await;
+        let me = app.login(&username, OLD_PASSWORD).await;
+        let start = Arc::new(Barrier::new(5));
+        let mut makes = Vec::new();
+        for i in 0..4 {
+            let (http, url, access, start) = (
+                app.http.clone(),
+                app.url("/api/tokens"),
+                me.access.clone(),
+                start.clone(),
+            );
+            makes.push(tokio::spawn(async move {
+                start.wait().await;
+                http.post(url)
+                    .bearer_auth(access)
+                    .json(&json!({"name": format!("t{i}"), "scopes": ["account"]}))
+                    .send()
+                    .await
+                    .expect("request")
+            }));
+        }
+        start.wait().await;
+        let ended = app
+            .post(&format!("/admin/users/{id}/logout-all"), &admin)
+            .await;
+        assert_eq!(ended.status(), StatusCode::OK);
+        for make in makes {
+            let response = make.await.expect("task");
+            match response.status() {
+                StatusCode::CREATED => {
+                    created += 1;
+                    let token = json(response).await["token"]
+                        .as_str()
+                        .expect("token")
+                        .to_owned();
+                    assert_eq!(
+                        app.me(&token).await.status(),
+                        StatusCode::UNAUTHORIZED,
+                        "trial {trial}: a personal token made before the logout-all works"
+                    );
+                }
+                _ => {
+                    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+                }
+            }
+        }
+        let user_id = id.clone();
+        let live = app
+            .db(move |c| tokend::store::sessions::list_active(c, &user_id, tokend::store::now()))
+            .await;
+        assert!(live.is_empty(), "trial {trial}: live sessions {live:?}");
+    }
+    eprintln!("logout-all vs personal tokens: {created} created, none works");
+}
