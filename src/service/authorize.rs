@@ -249,9 +249,6 @@ fn exchange_in_tx(
     let Some(user) = store::users::find_by_id(conn, &row.user_id)? else {
         return refused("user gone");
     };
-    if let Err(gone) = issuing::client_still_registered(conn, client)? {
-        return Ok(Err(gone));
-    }
     let granted = ScopeSet::from_stored(&row.scope);
     let opened = issuing::open_session_in_tx(
         conn,
@@ -267,6 +264,10 @@ fn exchange_in_tx(
             status,
         },
     )?;
+    let opened = match opened {
+        Ok(opened) => opened,
+        Err(gone) => return Ok(Err(gone)),
+    };
     store::codes::set_session(conn, &hash, &opened.session.id)?;
     // The code's sign-in was recorded when the code was issued.
     audit::record(

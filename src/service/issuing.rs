@@ -182,22 +182,6 @@ pub(crate) fn refresh_token(
     Ok(Some(token))
 }
 
-/// Inside a sign-in's transaction, before its session opens: the client is still registered, and
-/// stays so until the transaction ends (a client deleted since it authenticated gets no session:
-/// its deletion's revocation could not have seen one opened after it).
-pub(crate) fn client_still_registered(
-    conn: &mut Conn,
-    client: &ClientInfo,
-) -> store::Result<Result<()>> {
-    if store::clients::lock_registered(conn, &client.client_id)? {
-        Ok(Ok(()))
-    } else {
-        Ok(Err(ServiceError::InvalidClient(
-            "the client has been deleted".to_owned(),
-        )))
-    }
-}
-
 /// A session to open.
 pub(crate) struct Opening<'a> {
     /// `None` for the client credentials grant.
@@ -220,12 +204,22 @@ pub(crate) struct Opened {
 /// Opens a session with its first access token and, for a user of a client that may refresh, its
 /// refresh chain at generation 0 (inside the caller's transaction, which has checked the user
 /// under its lock).
+///
+/// First it checks that the client is still registered and holds its row until the transaction
+/// ends: a sign-in authenticates its client before its transaction, and a client deleted since
+/// then gets no session (its deletion's revocation could not have seen one opened after it).
+/// `Ok(Err(invalid_client))` then, with nothing opened.
 pub(crate) fn open_session_in_tx(
     conn: &mut Conn,
     ctx: &Ctx,
     key: &SigningKey,
     opening: Opening<'_>,
-) -> store::Result<Opened> {
+) -> store::Result<Result<Opened>> {
+    if !store::clients::lock_registered(conn, &opening.client.client_id)? {
+        return Ok(Err(ServiceError::InvalidClient(
+            "the client has been deleted".to_owned(),
+        )));
+    }
     let now = store::now();
     let chain = opening.user.is_some() && opening.client.allows_grant(GrantType::RefreshToken);
     // A session without a refresh chain (a client's own, or a user's on a client that may not
@@ -263,7 +257,7 @@ pub(crate) fn open_session_in_tx(
         refresh_token,
         scope: opening.scope.to_string(),
     };
-    Ok(Opened { session, response })
+    Ok(Ok(Opened { session, response }))
 }
 
 /// The client credentials grant (RFC 6749 §4.4): confidential clients only, no refresh token.
@@ -287,9 +281,6 @@ pub async fn client_credentials(
     let ctx2 = ctx.clone();
     let outcome = ctx
         .write(move |conn| {
-            if let Err(gone) = client_still_registered(conn, &client)? {
-                return Ok(Err(gone));
-            }
             let opening = Opening {
                 user: None,
                 client: &client,
@@ -299,7 +290,7 @@ pub async fn client_credentials(
                 meta: &meta,
                 status,
             };
-            Ok(Ok(open_session_in_tx(conn, &ctx2, &key, opening)?.response))
+            Ok(open_session_in_tx(conn, &ctx2, &key, opening)?.map(|opened| opened.response))
         })
         .await?;
     if outcome.is_err() {

@@ -219,9 +219,6 @@ pub async fn password(
             if let Err(refused) = confirm_in_tx(conn, &signed_in, &client, &meta)? {
                 return Ok(Err(refused));
             }
-            if let Err(gone) = issuing::client_still_registered(conn, &client)? {
-                return Ok(Err(gone));
-            }
             let user = &signed_in.user;
             let opened = issuing::open_session_in_tx(
                 conn,
@@ -237,6 +234,10 @@ pub async fn password(
                     status,
                 },
             )?;
+            let opened = match opened {
+                Ok(opened) => opened,
+                Err(gone) => return Ok(Err(gone)),
+            };
             audit::record(
                 conn,
                 Event {

@@ -392,6 +392,35 @@ async fn two_password_changes_with_the_same_current_password_one_wins() {
     }
 }
 
+/// Four personal-token creations with `access`, released together when this returns: the caller
+/// starts its racing request at once.
+async fn personal_tokens_at_once(
+    app: &TestApp,
+    access: &str,
+) -> Vec<tokio::task::JoinHandle<Response>> {
+    let start = Arc::new(Barrier::new(5));
+    let mut makes = Vec::new();
+    for i in 0..4 {
+        let (http, url, access, start) = (
+            app.http.clone(),
+            app.url("/api/tokens"),
+            access.to_owned(),
+            start.clone(),
+        );
+        makes.push(tokio::spawn(async move {
+            start.wait().await;
+            http.post(url)
+                .bearer_auth(access)
+                .json(&json!({"name": format!("t{i}"), "scopes": ["account"]}))
+                .send()
+                .await
+                .expect("request")
+        }));
+    }
+    start.wait().await;
+    makes
+}
+
 #[tokio::test]
 async fn deleting_a_client_racing_personal_token_creation_through_it_leaves_no_live_session() {
     let app = racing_app().await;
@@ -418,26 +447,7 @@ async fn deleting_a_client_racing_personal_token_creation_through_it_leaves_no_l
             .await,
         )
         .await;
-        let start = Arc::new(Barrier::new(5));
-        let mut makes = Vec::new();
-        for i in 0..4 {
-            let (http, url, access, start) = (
-                app.http.clone(),
-                app.url("/api/tokens"),
-                signed_in.access.clone(),
-                start.clone(),
-            );
-            makes.push(tokio::spawn(async move {
-                start.wait().await;
-                http.post(url)
-                    .bearer_auth(access)
-                    .json(&json!({"name": format!("t{i}"), "scopes": ["account"]}))
-                    .send()
-                    .await
-                    .expect("request")
-            }));
-        }
-        start.wait().await;
+        let makes = personal_tokens_at_once(&app, &signed_in.access).await;
         let deleted = app
             .delete(&format!("/admin/clients/{client}"), &admin)
             .await;
@@ -471,26 +481,7 @@ async fn logout_all_racing_personal_token_creation_leaves_no_live_session() {
         let username = format!("pat-{trial}");
         let id = app.create_user(&username, OLD_PASSWORD, false).await;
         let me = app.login(&username, OLD_PASSWORD).await;
-        let start = Arc::new(Barrier::new(5));
-        let mut makes = Vec::new();
-        for i in 0..4 {
-            let (http, url, access, start) = (
-                app.http.clone(),
-                app.url("/api/tokens"),
-                me.access.clone(),
-                start.clone(),
-            );
-            makes.push(tokio::spawn(async move {
-                start.wait().await;
-                http.post(url)
-                    .bearer_auth(access)
-                    .json(&json!({"name": format!("t{i}"), "scopes": ["account"]}))
-                    .send()
-                    .await
-                    .expect("request")
-            }));
-        }
-        start.wait().await;
+        let makes = personal_tokens_at_once(&app, &me.access).await;
         let ended = app
             .post(&format!("/admin/users/{id}/logout-all"), &admin)
             .await;

@@ -33,9 +33,3 @@ DROP TABLE access_tokens;
 -- v1 derived refresh successors from this key; v2 has a refresh key of its own (refresh_key) and
 -- the sign-in form a CSRF key of its own (csrf_key), both made on the next start.
 DELETE FROM server_secrets WHERE name = 'refresh_successor_key';
-
--- Purge finds revoked sessions by this index; only ended sessions need to be in it. A full index
--- moved every live session's entry on a revocation: logout-all of 10,000 sessions spent most of
--- its time there (docs/benchmarks.md).
-DROP INDEX sessions_revoked_at_idx;
-CREATE INDEX sessions_revoked_at_idx ON sessions (revoked_at) WHERE revoked_at IS NOT NULL;

@@ -28,9 +28,6 @@ CREATE INDEX refresh_tokens_session_id_idx ON refresh_tokens (session_id);
 CREATE INDEX refresh_tokens_access_token_jti_idx ON refresh_tokens (access_token_jti);
 CREATE INDEX refresh_tokens_parent_id_idx ON refresh_tokens (parent_id);
 
-DROP INDEX sessions_revoked_at_idx;
-CREATE INDEX sessions_revoked_at_idx ON sessions (revoked_at);
-
 ALTER TABLE sessions DROP COLUMN access_expires_at;
 ALTER TABLE sessions DROP COLUMN refresh_expires_at;
 ALTER TABLE sessions DROP COLUMN rotated_at;

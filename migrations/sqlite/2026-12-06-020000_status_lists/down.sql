@@ -1,5 +1,5 @@
 DROP TABLE status_list_blocks;
 DROP INDEX sessions_revoked_at_idx;
-CREATE INDEX sessions_revoked_at_idx ON sessions (revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE INDEX sessions_revoked_at_idx ON sessions (revoked_at);
 ALTER TABLE sessions DROP COLUMN status_idx;
 ALTER TABLE sessions DROP COLUMN status_list;

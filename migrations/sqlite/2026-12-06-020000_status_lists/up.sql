@@ -3,13 +3,15 @@
 -- session is revoked (docs/revocation.md, "Revocation at resource servers").
 ALTER TABLE sessions ADD COLUMN status_list BIGINT;
 ALTER TABLE sessions ADD COLUMN status_idx BIGINT;
--- Building a list reads the revoked entries from the index purge already uses, which holds only
--- ended sessions, now carrying the entry too: a sign-in adds nothing to any index, and a
--- revocation costs what it did (one entry in this one partial index), where a second index on the
--- entry would cost every revoked session one more index write (on PostgreSQL a revocation is never
--- a HOT update). No unique index on the entry either, for the same reason: entries are unique
--- because blocks are (status_list_blocks' primary key) and a node hands out a block's entries one
--- by one from memory.
+-- sessions_revoked_at_idx becomes partial and carries the entry. Purge finds revoked sessions by
+-- it, and only ended sessions need to be in it: a full index moved every live session's entry on
+-- a revocation, where logout-all of 10,000 sessions spent most of its time (docs/benchmarks.md).
+-- Building a list reads its revoked entries from this index alone: a sign-in adds nothing to any
+-- index, and a revocation one entry in this one index, where a second index on the entry would
+-- cost every revoked session one more index write (on PostgreSQL a revocation is never a HOT
+-- update). No unique index on the entry either, for the same reason: entries are unique because
+-- blocks are (status_list_blocks' primary key) and a node hands out a block's entries one by one
+-- from memory.
 DROP INDEX sessions_revoked_at_idx;
 CREATE INDEX sessions_revoked_at_idx ON sessions (revoked_at, status_list, status_idx) WHERE revoked_at IS NOT NULL;
 
